@@ -1,0 +1,64 @@
+"""Cache keys: sha256 over canonical JSON of everything that decides a response, and nothing secret."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+# Bump when the key material changes shape; old rows then simply stop matching.
+KEY_SCHEMA_VERSION = 1
+
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace, so equal requests give equal bytes."""
+    return _encode(value)
+
+
+def request_key(
+    *,
+    op: str,
+    provider: str,
+    endpoint: str,
+    model: str,
+    body: dict[str, Any],
+    sample_index: int = 0,
+) -> str:
+    """The cache key of one request.
+
+    `endpoint` is the endpoint's identity (normalized base URL, or the local model file), `body` the complete
+    request body including any extra body. API keys and headers are never part of it. `sample_index` makes
+    n samples of one sampled request n distinct rows, so a rerun reuses the same samples.
+    """
+    material = {
+        "v": KEY_SCHEMA_VERSION,
+        "op": op,
+        "provider": provider,
+        "endpoint": endpoint,
+        "model": model,
+        "body": body,
+        "sample": sample_index,
+    }
+    return hashlib.sha256(_encode(material).encode()).hexdigest()
+
+
+def request_key_function(*, op: str, provider: str, endpoint: str, model: str) -> Callable[[str, int], str]:
+    """`request_key` with everything but the body fixed, for the hot path.
+
+    Takes the body already as canonical JSON (`canonical_json(body)`), so n samples encode it once; gives exactly
+    the key `request_key` gives, without building and encoding the whole material each time.
+    """
+    # Canonical JSON of the material with sorted keys is: {"body":B,"endpoint":..,"model":..,"op":..,
+    # "provider":..,"sample":S,"v":V}; only B and S vary.
+    middle = _encode({"endpoint": endpoint, "model": model, "op": op, "provider": provider})[1:-1]
+    tail = f',"v":{KEY_SCHEMA_VERSION}}}'
+    sha256 = hashlib.sha256
+
+    def key(encoded_body: str, sample_index: int) -> str:
+        text = f'{{"body":{encoded_body},{middle},"sample":{sample_index}{tail}'
+        return sha256(text.encode()).hexdigest()
+
+    return key

@@ -1,0 +1,281 @@
+"""The SQLite response store: schema and migrations through sqlite-utils, the hot path on plain sqlite3.
+
+Rules (DESIGN.md, "Cache rules"): WAL with synchronous=NORMAL and a busy timeout, so several processes can share
+one file; every write is its own short transaction, committed before the caller goes on, and no transaction is
+ever open across a network await (all methods here are synchronous). Only successful responses are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from cotbridge.errors import ConfigError
+
+BUSY_TIMEOUT_MS = 60_000
+_SELECT_BY_KEY = (
+    "SELECT response, latency_s, content, reasoning, finish_reason, logprobs, prompt_tokens, completion_tokens,"
+    " reasoning_tokens FROM responses WHERE key = ?"
+)
+# Hit counts are statistics, not data: they are kept in memory and written in batches.
+HIT_FLUSH_EVERY = 10_000
+
+
+def _create_responses(db: sqlite_utils.Database) -> None:
+    db["responses"].create(  # type: ignore[union-attr]
+        {
+            "key": str,
+            "op": str,
+            "provider": str,
+            "endpoint": str,
+            "model": str,
+            "sample_index": int,
+            "request": str,
+            "response": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "reasoning_tokens": int,
+            "content": str,
+            "reasoning": str,
+            "finish_reason": str,
+            "logprobs": str,
+            "latency_s": float,
+            "created_at": float,
+        },
+        pk="key",
+        not_null={"key", "op", "provider", "endpoint", "model", "request", "response"},
+        defaults={"sample_index": 0},
+    )
+    db["responses"].create_index(["model"])  # type: ignore[union-attr]
+    # Hits are counted per model, not per row: a warm run then costs one small write per model, not per hit.
+    db["hits"].create(  # type: ignore[union-attr]
+        {"provider": str, "model": str, "hits": int, "last_hit_at": float},
+        pk=("provider", "model"),
+        defaults={"hits": 0},
+    )
+
+
+# Ordered; each runs once per database file. Append new ones, never edit old ones.
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("0001_create_responses", _create_responses),
+]
+
+
+@dataclass(slots=True)  # not frozen: built on every cache hit, and a frozen init costs twice as much
+class CachedResponse:
+    """A stored response: the raw JSON text, the first choice's fields (so a hit needs no JSON parse), token
+    counts, and the latency of the call that produced it."""
+
+    response: str
+    latency_s: float
+    content: str | None
+    reasoning: str | None
+    finish_reason: str | None
+    logprobs: str | None  # JSON, or None when none were asked for
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+
+
+@dataclass(slots=True, frozen=True)
+class ResponseRecord:
+    """One response to store, with what identifies it."""
+
+    key: str
+    op: str
+    provider: str
+    endpoint: str
+    model: str
+    sample_index: int
+    request: dict[str, Any]
+    response: dict[str, Any]
+    latency_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    content: str | None = None
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+class ResponseStore:
+    """Responses keyed by request key, in one SQLite file (or ":memory:")."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ConfigError(
+                    f"cache file {self.path!r}: folder {str(parent)!r} does not exist; create it or pass another path"
+                )
+        try:
+            # isolation_level=None: autocommit; transactions are explicit and short.
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if self.path != ":memory:":
+                self._enable_wal()
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cache file {self.path!r} is not a usable SQLite database: {exc}") from exc
+        self._hits: Counter[tuple[str, str]] = Counter()
+        self._pending_hits = 0
+
+    def _enable_wal(self) -> None:
+        # WAL is a property of the file, set once. Switching to it needs a moment alone with the file, and SQLite
+        # answers "locked" at once (not after busy_timeout) while another process opens it: so wait here.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _migrate(self) -> None:
+        db = sqlite_utils.Database(self._conn)
+        # BEGIN IMMEDIATE serializes two processes that open a new file at the same moment.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            db["_cotbridge_migrations"].create(  # type: ignore[union-attr]
+                {"name": str, "applied_at": float}, pk="name", if_not_exists=True
+            )
+            done = {row[0] for row in self._conn.execute("SELECT name FROM _cotbridge_migrations")}
+            for name, migrate in MIGRATIONS:
+                if name not in done:
+                    migrate(db)
+                    self._conn.execute(
+                        "INSERT INTO _cotbridge_migrations (name, applied_at) VALUES (?, ?)",
+                        (name, time.time()),
+                    )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    # -- hot path ---------------------------------------------------------------------------------------------
+
+    def get(self, key: str, counted_as: tuple[str, str] = ("", "")) -> CachedResponse | None:
+        """One prepared SELECT by primary key (sqlite3 keeps the statement compiled).
+
+        A hit is counted for `counted_as` = (provider, model).
+        """
+        row = self._conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+        if row is None:
+            return None
+        self._hits[counted_as] += 1
+        self._pending_hits += 1
+        if self._pending_hits >= HIT_FLUSH_EVERY:
+            self.flush_hits()
+        return CachedResponse(*row)
+
+    def put_many(self, records: Iterable[ResponseRecord]) -> None:
+        """Stores responses in one short transaction; a key already stored (by another process) is kept."""
+        now = time.time()
+        rows = [
+            (
+                r.key,
+                r.op,
+                r.provider,
+                r.endpoint,
+                r.model,
+                r.sample_index,
+                json.dumps(r.request, ensure_ascii=False),
+                json.dumps(r.response, ensure_ascii=False),
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.reasoning_tokens,
+                r.content,
+                r.reasoning,
+                r.finish_reason,
+                None if r.logprobs is None else json.dumps(r.logprobs, ensure_ascii=False),
+                r.latency_s,
+                now,
+            )
+            for r in records
+        ]
+        if not rows:
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO responses (key, op, provider, endpoint, model, sample_index, request,"
+                " response, prompt_tokens, completion_tokens, reasoning_tokens, content, reasoning, finish_reason,"
+                " logprobs, latency_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def flush_hits(self) -> None:
+        """Writes the hit counts gathered in memory."""
+        if not self._hits:
+            return
+        now = time.time()
+        updates = [(provider, model, count, now) for (provider, model), count in self._hits.items()]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                "INSERT INTO hits (provider, model, hits, last_hit_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (provider, model) DO UPDATE SET hits = hits + excluded.hits,"
+                " last_hit_at = excluded.last_hit_at",
+                updates,
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._hits.clear()
+        self._pending_hits = 0
+
+    def close(self) -> None:
+        try:
+            self.flush_hits()
+        finally:
+            self._conn.close()
+
+    # -- reporting --------------------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Entries, file size and hit counts per model, for `cotbridge cache stats`."""
+        self.flush_hits()
+        per_model = [
+            {
+                "provider": provider,
+                "model": model,
+                "entries": entries,
+                "hits": hits or 0,
+                "prompt_tokens": prompt_tokens or 0,
+                "completion_tokens": completion_tokens or 0,
+            }
+            for provider, model, entries, hits, prompt_tokens, completion_tokens in self._conn.execute(
+                "SELECT r.provider, r.model, COUNT(*), h.hits, SUM(r.prompt_tokens), SUM(r.completion_tokens)"
+                " FROM responses r LEFT JOIN hits h ON h.provider = r.provider AND h.model = r.model"
+                " GROUP BY r.provider, r.model ORDER BY COUNT(*) DESC"
+            )
+        ]
+        size = 0
+        if self.path != ":memory:":
+            size = sum(p.stat().st_size for p in (Path(self.path + s) for s in ("", "-wal", "-shm")) if p.exists())
+        return {
+            "path": self.path,
+            "entries": sum(m["entries"] for m in per_model),
+            "hits": sum(m["hits"] for m in per_model),
+            "size_bytes": size,
+            "models": per_model,
+        }

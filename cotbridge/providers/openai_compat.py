@@ -1,0 +1,265 @@
+"""OpenAI-compatible servers over aiohttp, with the dialects of vLLM and llama.cpp.
+
+Wire facts (DESIGN.md): vLLM serves `/tokenize` and `/health` at the server root, scores a prompt with
+`echo=true, logprobs=0` on `/v1/completions`, and continues an assistant prefill with
+`continue_final_message=true`. llama.cpp's server ignores `echo`; it scores a continuation when the
+continuation is forced token by token with a token-id grammar (`<[id]>`), and returns each forced token's
+log-prob from the model's raw distribution (checked against its own greedy log-probs). Its logprobs come as
+`logprobs.content[]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from cotbridge.errors import APIStatusError, MalformedResponseError, UnsupportedOperation
+from cotbridge.providers.base import Capabilities
+from cotbridge.providers.response import parse_logprobs
+from cotbridge.providers.transport import Endpoint
+from cotbridge.types import ContinuationScore, Message, TokenLogprob
+
+
+def _common_prefix_length(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class OpenAICompatProvider:
+    """Any server that speaks the OpenAI chat and completions wire format."""
+
+    name = "openai-compatible"
+    capabilities = Capabilities(prompt_scoring="prompt-logprobs")
+
+    def __init__(self, model_name: str, served_model: str, endpoint: Endpoint) -> None:
+        self.model_name = model_name
+        self.served_model = served_model
+        self.endpoint = endpoint
+        self.endpoint_id = endpoint.public_url
+
+    async def start(self) -> None:
+        """Nothing to start for a remote server; the session opens on the first request."""
+
+    async def aclose(self) -> None:
+        await self.endpoint.aclose()
+
+    # Plain functions returning the transport's coroutine: every coroutine frame between a caller and the socket
+    # is re-entered on each resumption, and on the hot path those frames cost more than the work they do.
+    def chat(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        return self.endpoint.request("POST", "/chat/completions", body, model=self.model_name)
+
+    def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        return self.endpoint.request("POST", "/completions", body, model=self.model_name)
+
+    async def health(self) -> dict[str, Any]:
+        """Lists the served models; raises ProviderError when the server is down."""
+        listing = await self.endpoint.request("GET", "/models", model=self.model_name)
+        served = [m.get("id") for m in (listing.get("data") or []) if isinstance(m, dict)]
+        return {"ok": True, "served_models": served}
+
+    def _cannot_score(self, why: str) -> UnsupportedOperation:
+        return UnsupportedOperation(
+            f"{self.model_name} at {self.endpoint.public_url} cannot score a continuation: {why}. "
+            "Serve the model with vLLM (`vllm/...`) or llama.cpp (`llamacpp/...`), which can."
+        )
+
+    async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
+        """Generic servers: echo the prompt plus continuation and keep the tokens past the prompt's end."""
+        if not isinstance(prompt, str):
+            raise self._cannot_score(
+                "a generic OpenAI-compatible server offers no tokenizer or chat template to cotbridge; "
+                "pass the prompt as rendered text"
+            )
+        body = {
+            "model": self.served_model,
+            "prompt": prompt + continuation,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "echo": True,
+            "logprobs": 0,
+        }
+        try:
+            response = await self.completions(body)
+        except APIStatusError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                raise self._cannot_score(f"it refused echo with logprobs ({exc.detail})") from None
+            raise
+        logprobs = (response.get("choices") or [{}])[0].get("logprobs") or {}
+        offsets = logprobs.get("text_offset")
+        tokens = logprobs.get("tokens")
+        values = logprobs.get("token_logprobs")
+        if not offsets or not tokens or not values:
+            raise self._cannot_score("it returned no prompt log-probs for echo=true")
+        start = len(prompt)
+        picked = tuple(
+            TokenLogprob(token=t, logprob=float(v))
+            for t, v, off in zip(tokens, values, offsets, strict=False)
+            if off >= start and v is not None
+        )
+        if not picked:
+            raise self._cannot_score("its echoed tokens did not cover the continuation")
+        return ContinuationScore(tokens=picked, method="prompt-logprobs", model=self.model_name)
+
+
+class _TokenizingProvider(OpenAICompatProvider):
+    """Servers with a tokenizer and chat template endpoint: continuations are scored on exact token ids."""
+
+    # Whether the server's own chat endpoint adds special tokens (BOS) when tokenizing a rendered prompt.
+    chat_adds_special = False
+
+    async def _root_request(self, path: str, body: dict[str, Any]) -> Any:
+        # /tokenize, /detokenize and /apply-template live at the server root, beside /v1.
+        return await self.endpoint.request("POST", path, body, model=self.model_name, root=True)
+
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        raise NotImplementedError
+
+    async def render_chat(self, messages: list[Message]) -> str:
+        """The chat template applied to messages, with the generation prompt, as text."""
+        raise NotImplementedError
+
+    async def continuation_ids(
+        self, prompt: str | list[int] | list[Message], continuation: str
+    ) -> tuple[list[int], list[int]]:
+        """(prompt ids, continuation ids), split where the tokenizations of prompt and prompt+continuation part.
+
+        A token that straddles the boundary counts to the continuation, so nothing of it is scored twice or lost.
+        """
+        if isinstance(prompt, list) and (not prompt or isinstance(prompt[0], int)):
+            prompt_ids = [int(t) for t in prompt]  # type: ignore[arg-type]
+            cont_ids = await self.tokenize(continuation, add_special=False)
+            return prompt_ids, cont_ids
+        if isinstance(prompt, list):
+            text = await self.render_chat(prompt)  # type: ignore[arg-type]
+            add_special = self.chat_adds_special
+        else:
+            text = prompt
+            add_special = True
+        prompt_ids = await self.tokenize(text, add_special=add_special)
+        full_ids = await self.tokenize(text + continuation, add_special=add_special)
+        k = _common_prefix_length(prompt_ids, full_ids)
+        if k == len(full_ids):
+            raise UnsupportedOperation(
+                f"{self.model_name}: the continuation {continuation[:40]!r} adds no tokens to the prompt"
+            )
+        return full_ids[:k], full_ids[k:]
+
+
+class VLLMProvider(_TokenizingProvider):
+    """vLLM: token-id prompts, `/tokenize` with chat messages, prompt log-probs through `echo`."""
+
+    name = "vllm"
+    capabilities = Capabilities(
+        prompt_scoring="prompt-logprobs",
+        token_id_prompts=True,
+        tokenize=True,
+        chat_template=True,
+        reasoning_field=True,
+    )
+    chat_adds_special = False
+
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        result = await self._root_request(
+            "/tokenize", {"model": self.served_model, "prompt": text, "add_special_tokens": add_special}
+        )
+        return [int(t) for t in result["tokens"]]
+
+    async def render_chat(self, messages: list[Message]) -> str:
+        ids = await self._root_request(
+            "/tokenize",
+            {
+                "model": self.served_model,
+                "messages": messages,
+                "add_generation_prompt": True,
+                "add_special_tokens": False,
+            },
+        )
+        detok = await self._root_request("/detokenize", {"model": self.served_model, "tokens": ids["tokens"]})
+        return str(detok["prompt"])
+
+    async def health(self) -> dict[str, Any]:
+        await self.endpoint.request("GET", "/health", model=self.model_name, root=True, expect_json=False)
+        return await super().health()
+
+    async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
+        prompt_ids, cont_ids = await self.continuation_ids(prompt, continuation)
+        full = prompt_ids + cont_ids
+        response = await self.completions(
+            {
+                "model": self.served_model,
+                "prompt": full,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "echo": True,
+                "logprobs": 0,
+            }
+        )
+        logprobs = (response.get("choices") or [{}])[0].get("logprobs") or {}
+        tokens = logprobs.get("tokens") or []
+        values = logprobs.get("token_logprobs") or []
+        if len(values) < len(full):
+            raise MalformedResponseError(
+                f"echo returned {len(values)} prompt log-probs for a {len(full)}-token prompt",
+                model=self.model_name,
+                endpoint=self.endpoint.public_url,
+            )
+        start = len(prompt_ids)
+        picked = tuple(
+            TokenLogprob(token=tokens[i] if i < len(tokens) else "", logprob=float(values[i]), token_id=full[i])
+            for i in range(start, len(full))
+        )
+        return ContinuationScore(tokens=picked, method="prompt-logprobs", model=self.model_name)
+
+
+class LlamaCppProvider(_TokenizingProvider):
+    """llama.cpp's server: `/apply-template`, `/tokenize`, and scoring by a forced token-id grammar."""
+
+    name = "llamacpp"
+    capabilities = Capabilities(
+        prompt_scoring="forced-grammar",
+        token_id_prompts=True,
+        tokenize=True,
+        chat_template=True,
+        reasoning_field=True,
+    )
+    chat_adds_special = True
+
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        result = await self._root_request("/tokenize", {"content": text, "add_special": add_special})
+        return [int(t) for t in result["tokens"]]
+
+    async def render_chat(self, messages: list[Message]) -> str:
+        result = await self._root_request("/apply-template", {"messages": messages})
+        return str(result["prompt"])
+
+    async def health(self) -> dict[str, Any]:
+        await self.endpoint.request("GET", "/health", model=self.model_name, root=True)
+        return await super().health()
+
+    async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
+        prompt_ids, cont_ids = await self.continuation_ids(prompt, continuation)
+        grammar = "root ::= " + " ".join(f"<[{t}]>" for t in cont_ids)
+        response = await self.completions(
+            {
+                "model": self.served_model,
+                "prompt": prompt_ids,
+                "grammar": grammar,
+                "max_tokens": len(cont_ids) + 1,
+                "temperature": 0.0,
+                "logprobs": 1,
+            }
+        )
+        choice = (response.get("choices") or [{}])[0]
+        forced = parse_logprobs(choice.get("logprobs")) or ()
+        got = [t.token_id for t in forced[: len(cont_ids)]]
+        if got != cont_ids:
+            raise MalformedResponseError(
+                f"the forced continuation came back as tokens {got[:8]}..., expected {cont_ids[:8]}...; "
+                "this llama.cpp build may not support token-id grammars (`<[id]>`), update it",
+                model=self.model_name,
+                endpoint=self.endpoint.public_url,
+            )
+        return ContinuationScore(tokens=tuple(forced[: len(cont_ids)]), method="forced-grammar", model=self.model_name)

@@ -1,0 +1,269 @@
+"""HTTP transport for one endpoint: an aiohttp session, a bound on in-flight requests, timeouts and retries.
+
+Retries (DESIGN.md): only transient failures (connection errors, timeouts, malformed bodies, 408, 409, 429, 5xx),
+exponential backoff with jitter, never sooner than the server's Retry-After. Every other 4xx fails at once.
+The final error names the model, the endpoint and the status, never a header or a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from cotbridge.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    MalformedResponseError,
+    ProviderError,
+)
+from cotbridge.types import BridgeStats
+
+TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+_ERROR_TEXT_LIMIT = 300
+
+
+@dataclass(slots=True, frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry transient failures."""
+
+    max_attempts: int = 6
+    initial_wait_s: float = 0.5
+    max_wait_s: float = 30.0
+    jitter_s: float = 0.5
+    max_retry_after_s: float = 300.0
+
+
+class _Transient(Exception):
+    """Internal: a failure worth retrying, carrying the final error and any Retry-After."""
+
+    def __init__(self, error: ProviderError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def public_url(url: str) -> str:
+    """The URL without user info, query or fragment: safe to show in errors and to use as an identity."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), host.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def server_root(base_url: str) -> str:
+    """`http://host:8000/v1` -> `http://host:8000`: where vLLM and llama.cpp keep /tokenize and /health."""
+    return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
+
+
+class Endpoint:
+    """One server base URL shared by every model served from it.
+
+    `max_concurrency` bounds in-flight requests (vLLM queues without bound and never answers 429) and is also
+    the aiohttp connection limit.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        max_concurrency: int,
+        timeout_s: float,
+        retry: RetryPolicy,
+        stats: BridgeStats,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.root_url = server_root(self.base_url)
+        self.public_url = public_url(self.base_url)
+        self.max_concurrency = max_concurrency
+        self.timeout_s = timeout_s
+        self.retry = retry
+        self.stats = stats
+        self._api_key = api_key
+        self._backoff = wait_exponential_jitter(
+            multiplier=retry.initial_wait_s, max=retry.max_wait_s, jitter=retry.jitter_s
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # No default Content-Type: aiohttp sets it from the JSON payload, and an empty default header set
+            # spares a header merge on every request.
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_concurrency, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                headers=headers,
+            )
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _redact(self, text: str) -> str:
+        if self._api_key and self._api_key in text:
+            text = text.replace(self._api_key, "[redacted]")
+        return text
+
+    async def _once(
+        self, method: str, url: str, body: Any | None, model: str, expect_json: bool, first: bool = True
+    ) -> Any:
+        """One attempt. A transient failure of the first attempt hands over to `_retry` (tenacity); the first
+        attempt itself runs without tenacity and in this one coroutine frame, because it is the hot path and
+        every frame between a caller and the socket is re-entered on each resumption."""
+        try:
+            session = self._ensure_session()
+            assert self._semaphore is not None
+            async with self._semaphore:
+                self.stats.requests += 1
+                try:
+                    async with session.request(method, url, json=body) as resp:
+                        answer = await resp.read()
+                        status = resp.status
+                        retry_after = resp.headers.get("Retry-After")
+                except TimeoutError as exc:
+                    raise _Transient(
+                        APITimeoutError(
+                            f"no answer within {self.timeout_s:g} s; raise timeout_s if the model is slow",
+                            model=model,
+                            endpoint=self.public_url,
+                        )
+                    ) from exc
+                except aiohttp.ClientError as exc:
+                    raise _Transient(
+                        APIConnectionError(
+                            f"connection failed ({type(exc).__name__}: {self._redact(str(exc))[:_ERROR_TEXT_LIMIT]})",
+                            model=model,
+                            endpoint=self.public_url,
+                        )
+                    ) from exc
+            if status >= 400:
+                detail = self._redact(answer.decode("utf-8", "replace"))[:_ERROR_TEXT_LIMIT].strip()
+                error = APIStatusError(detail or "(empty body)", model=model, endpoint=self.public_url, status=status)
+                if status in TRANSIENT_STATUSES:
+                    raise _Transient(error, parse_retry_after(retry_after))
+                raise error
+            if not expect_json:
+                return answer
+            try:
+                return json.loads(answer)
+            except ValueError as exc:
+                snippet = answer[:80].decode("utf-8", "replace")
+                raise _Transient(
+                    MalformedResponseError(
+                        f"response to {urlsplit(url).path} is not valid JSON (starts {snippet!r})",
+                        model=model,
+                        endpoint=self.public_url,
+                        status=status,
+                    )
+                ) from exc
+        except _Transient as failure:
+            if not first:
+                raise
+            return await self._retry(method, url, body, model, expect_json, failure)
+        except ProviderError:
+            if first:  # on later attempts `_retry` counts it
+                self.stats.errors += 1
+            raise
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = self._backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = exc.retry_after if isinstance(exc, _Transient) else None
+        if retry_after is not None:
+            return max(backoff, min(retry_after, self.retry.max_retry_after_s))
+        return backoff
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any | None = None,
+        *,
+        model: str,
+        root: bool = False,
+        expect_json: bool = True,
+    ) -> Awaitable[Any]:
+        """Sends one request with retries; returns the decoded JSON (or raw bytes) or raises a ProviderError.
+
+        `path` is relative to the base URL, or to the server root (the base URL without `/v1`) with root=True.
+        A plain function returning the coroutine: one frame fewer on the hot path.
+        """
+        url = (self.root_url if root else self.base_url) + path
+        return self._once(method, url, body, model, expect_json)
+
+    async def _retry(
+        self, method: str, url: str, body: Any | None, model: str, expect_json: bool, first: _Transient
+    ) -> Any:
+        """Attempts 2..max_attempts through tenacity, after a first transient failure."""
+        last = first
+        attempts = 1
+        if self.retry.max_attempts > 1:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(_Transient),
+                stop=stop_after_attempt(self.retry.max_attempts - 1),
+                wait=self._wait,
+                reraise=True,
+            )
+            # tenacity waits only between its own attempts; the wait after the first failure is ours.
+            await asyncio.sleep(self._first_wait(first))
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        attempts += 1
+                        self.stats.retries += 1
+                        return await self._once(method, url, body, model, expect_json, first=False)
+            except _Transient as final:
+                last = final
+            except ProviderError:
+                self.stats.errors += 1
+                raise
+        self.stats.errors += 1
+        error = last.error
+        raise type(error)(
+            error.detail, model=error.model, endpoint=error.endpoint, status=error.status, attempts=attempts
+        ) from None
+
+    def _first_wait(self, failure: _Transient) -> float:
+        backoff = min(self.retry.initial_wait_s + random.uniform(0, self.retry.jitter_s), self.retry.max_wait_s)
+        if failure.retry_after is not None:
+            return max(backoff, min(failure.retry_after, self.retry.max_retry_after_s))
+        return backoff

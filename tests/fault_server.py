@@ -1,0 +1,174 @@
+"""A purpose-built misbehaving OpenAI-compatible server for fault tests (it is not a model).
+
+The `model` field of each request picks the behaviour, so one server covers every fault:
+  ok            answers at once with a chat completion derived from the request
+  slow          answers after `slow_s` seconds
+  flaky-500     answers 500 the first time it sees a request body, then 200
+  rate-limited  answers 429 with Retry-After: 1 the first time it sees a request body, then 200
+  reset         drops the connection the first time it sees a request body, then 200
+  bad-request   answers 400 and echoes the Authorization header it got (so redaction is tested)
+  malformed     answers 200 with a body that is not JSON
+  hang          never answers within any sane timeout
+  empty         answers 200 with an empty message
+It counts requests, per model and in total, and the most requests per model it held at once. Run it in a thread
+(`FaultServer().start()`) or as a script: `python tests/fault_server.py PORT`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+
+def completion_for(body: dict[str, Any]) -> dict[str, Any]:
+    """A deterministic answer that depends on the request, so different requests get different texts."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+    n = int(body.get("n") or 1)
+    if "messages" in body:
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": f"answer {digest} #{i}"},
+                "finish_reason": "stop",
+            }
+            for i in range(n)
+        ]
+        obj = "chat.completion"
+    else:
+        choices = [{"index": i, "text": f" text {digest} #{i}", "finish_reason": "length"} for i in range(n)]
+        obj = "text_completion"
+    return {
+        "id": f"cmpl-{digest}",
+        "object": obj,
+        "model": body.get("model"),
+        "choices": choices,
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3 * n, "total_tokens": 7 + 3 * n},
+    }
+
+
+class FaultServer:
+    def __init__(self, slow_s: float = 0.05) -> None:
+        self.slow_s = slow_s
+        self.requests: Counter[str] = Counter()
+        self.total = 0
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self.auth_headers: list[str] = []
+        self._seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.total = 0
+            self.max_in_flight.clear()
+            self._seen.clear()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.handle)
+        app.router.add_post("/v1/completions", self.handle)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/stats", self.stats)
+        return app
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "ok", "object": "model"}]})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"total": self.total, "requests": dict(self.requests)})
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = json.loads(raw)
+        model = str(body.get("model"))
+        fingerprint = hashlib.sha256(raw).hexdigest()
+        with self._lock:
+            self.total += 1
+            self.requests[model] += 1
+            self._seen[fingerprint] += 1
+            first_time = self._seen[fingerprint] == 1
+            self.in_flight[model] += 1
+            self.max_in_flight[model] = max(self.max_in_flight[model], self.in_flight[model])
+            self.auth_headers.append(request.headers.get("Authorization", ""))
+        try:
+            return await self._respond(request, model, body, first_time)
+        finally:
+            with self._lock:
+                self.in_flight[model] -= 1
+
+    async def _respond(
+        self, request: web.Request, model: str, body: dict[str, Any], first_time: bool
+    ) -> web.StreamResponse:
+        if model == "slow":
+            await asyncio.sleep(self.slow_s)
+        elif model == "flaky-500" and first_time:
+            return web.json_response({"error": {"message": "internal error"}}, status=500)
+        elif model == "rate-limited" and first_time:
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "1"})
+        elif model == "reset" and first_time:
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
+        elif model == "bad-request":
+            message = f"bad request; you sent Authorization={request.headers.get('Authorization', '')}"
+            return web.json_response({"error": {"message": message}}, status=400)
+        elif model == "malformed":
+            return web.Response(status=200, text='{"choices": [', content_type="application/json")
+        elif model == "empty":
+            reply = completion_for(body)
+            reply["choices"][0]["message"]["content"] = ""
+            return web.json_response(reply)
+        elif model == "hang":
+            await asyncio.sleep(3600)
+        return web.json_response(completion_for(body))
+
+    def start(self) -> FaultServer:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            runner = web.AppRunner(self.app(), access_log=None)
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, "127.0.0.1", self.port)
+            loop.run_until_complete(site.start())
+            self.port = runner.addresses[0][1]
+            self._runner = runner
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+        threading.Thread(target=run, daemon=True).start()
+        if not ready.wait(10):
+            raise RuntimeError("fault server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+if __name__ == "__main__":
+    server = FaultServer()
+    server.port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server.start()
+    print(server.base_url, flush=True)
+    while True:
+        time.sleep(3600)

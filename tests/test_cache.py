@@ -1,0 +1,174 @@
+"""The SQLite cache on a real file: reruns, samples, de-duplication, crashes, two processes, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cotbridge import APIStatusError, Bridge
+from tests.fault_server import FaultServer
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENT = [sys.executable, str(REPO / "tests" / "cache_client.py")]
+
+
+def rows(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def questions(n: int) -> list[list[dict[str, str]]]:
+    return [[{"role": "user", "content": f"q{i}"}] for i in range(n)]
+
+
+async def test_rerun_makes_zero_network_calls(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    async with Bridge(cache=db) as bridge:
+        m = bridge.model("openai-compatible/ok", base_url=faults.base_url)
+        first = await asyncio.gather(*(m.chat(q, max_tokens=8) for q in questions(20)))
+        samples = await m.chat(questions(1)[0], temperature=1.0, n=4, seed=3)
+    assert faults.total == 21  # 20 chats + one request for the 4 samples
+    assert rows(db) == 24  # every sample is its own row
+    assert len({s.text for s in samples}) == 4 and [s.sample_index for s in samples] == [0, 1, 2, 3]
+    faults.reset_counts()
+    async with Bridge(cache=db) as bridge:
+        m = bridge.model("openai-compatible/ok", base_url=faults.base_url)
+        again = await asyncio.gather(*(m.chat(q, max_tokens=8) for q in questions(20)))
+        samples_again = await m.chat(questions(1)[0], temperature=1.0, n=4, seed=3)
+        # Asking for more samples fetches only the new ones.
+        more = await m.chat(questions(1)[0], temperature=1.0, n=6, seed=3)
+    assert [c.text for c in again] == [c.text for c in first]
+    assert all(c.cached for c in again) and all(s.cached for s in samples_again)
+    assert [s.text for s in samples_again] == [s.text for s in samples]
+    assert [c.cached for c in more] == [True] * 4 + [False] * 2
+    assert faults.total == 1 and bridge.stats.cache_hits == 20 + 4 + 4
+    assert rows(db) == 26
+
+
+async def test_raw_request_and_response_are_stored(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    async with Bridge(cache=db) as bridge:
+        c = await bridge.model("openai-compatible/ok", base_url=faults.base_url).chat(questions(1)[0], seed=1)
+    with sqlite3.connect(db) as conn:
+        request, response, latency = conn.execute("SELECT request, response, latency_s FROM responses").fetchone()
+    assert json.loads(request)["seed"] == 1 and json.loads(response) == c.raw and latency > 0
+
+
+async def test_errors_and_empty_outputs_are_not_cached(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    async with Bridge(cache=db) as bridge:
+        bad = bridge.model("openai-compatible/bad-request", base_url=faults.base_url)
+        empty = bridge.model("openai-compatible/empty", base_url=faults.base_url)
+        for _ in range(2):
+            with pytest.raises(APIStatusError):
+                await bad.chat(questions(1)[0])
+            assert (await empty.chat(questions(1)[0])).text == ""
+    assert faults.requests["bad-request"] == 2 and faults.requests["empty"] == 2
+    assert rows(db) == 0
+
+
+async def test_identical_requests_in_flight_share_one_call(faults: FaultServer, tmp_path: Path) -> None:
+    async with Bridge(cache=tmp_path / "c.db") as bridge:
+        m = bridge.model("openai-compatible/slow", base_url=faults.base_url)
+        results = await asyncio.gather(*(m.chat(questions(1)[0]) for _ in range(10)))
+    assert faults.requests["slow"] == 1
+    assert len({r.text for r in results}) == 1 and bridge.stats.deduplicated == 9
+
+
+async def test_memory_cache_and_no_cache(faults: FaultServer) -> None:
+    async with Bridge(cache=":memory:") as bridge:
+        m = bridge.model("openai-compatible/ok", base_url=faults.base_url)
+        await m.chat(questions(1)[0])
+        assert (await m.chat(questions(1)[0])).cached
+    async with Bridge(cache=None) as bridge:
+        m = bridge.model("openai-compatible/ok", base_url=faults.base_url)
+        await m.chat(questions(1)[0])
+        assert not (await m.chat(questions(1)[0])).cached
+    assert faults.total == 3
+
+
+async def test_api_key_never_reaches_the_cache_file(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    secret = "sk-cotbridge-test-7f3a9c1e5b"
+    async with Bridge(cache=db) as bridge:
+        m = bridge.model("openai-compatible/ok", base_url=faults.base_url, api_key=secret)
+        await asyncio.gather(*(m.chat(q) for q in questions(5)))
+        await m.chat(questions(1)[0], n=3, temperature=1.0)
+        with pytest.raises(APIStatusError) as info:
+            await bridge.model("openai-compatible/bad-request", base_url=faults.base_url, api_key=secret).chat(
+                questions(1)[0]
+            )
+        # Read while the connection is open too: WAL content lives in the -wal file until a checkpoint.
+        during = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert f"Bearer {secret}" in faults.auth_headers  # the key was really sent
+    after = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert rows(db) == 8
+    assert secret.encode() not in during and secret.encode() not in after
+    assert secret not in str(info.value)
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_finished_response(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    proc = subprocess.Popen([*CLIENT, str(db), faults.base_url, "slow", "0", "200", "4"], cwd=REPO)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.05)
+        if db.exists():
+            try:
+                if rows(db) >= 40:
+                    break
+            except sqlite3.OperationalError:
+                continue  # the table is being created
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    served_before_kill = faults.requests["slow"]
+    kept = rows(db)
+    assert 40 <= kept < 200
+    # A response may have been served but not yet received when the process died; none received is lost.
+    assert served_before_kill - 4 <= kept <= served_before_kill
+
+    faults.reset_counts()
+    rerun = subprocess.run(
+        [*CLIENT, str(db), faults.base_url, "slow", "0", "200", "4"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    stats = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert faults.requests["slow"] == 200 - kept == stats["requests"]
+    assert stats["cache_hits"] == kept
+    assert rows(db) == 200
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_cache_file(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    # Overlapping ranges: both processes write, and some keys are written by both.
+    procs = [
+        subprocess.Popen(
+            [*CLIENT, str(db), faults.base_url, "ok", str(first), "400", "16"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for first in (0, 200)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert "locked" not in err
+    assert rows(db) == 600

@@ -1,0 +1,121 @@
+"""Pure logic: cache keys, Retry-After, response parsing across dialects."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cotbridge.cache.keys import request_key
+from cotbridge.providers.response import (
+    is_cacheable_choice,
+    parse_chat_choice,
+    parse_logprobs,
+    parse_usage,
+    split_inline_thinking,
+)
+from cotbridge.providers.transport import parse_retry_after, public_url
+
+BASE = dict(op="chat", provider="vllm", endpoint="http://h:8000/v1", model="m")
+
+
+def test_key_is_stable_and_ignores_dict_order() -> None:
+    a = request_key(**BASE, body={"messages": [{"role": "user", "content": "x"}], "temperature": 0.0})
+    b = request_key(**BASE, body={"temperature": 0.0, "messages": [{"content": "x", "role": "user"}]})
+    assert a == b and len(a) == 64
+
+
+def test_key_separates_samples_endpoints_models_and_bodies() -> None:
+    body = {"messages": [{"role": "user", "content": "x"}]}
+    keys = {
+        request_key(**BASE, body=body),
+        request_key(**BASE, body=body, sample_index=1),
+        request_key(**{**BASE, "endpoint": "http://other:8000/v1"}, body=body),
+        request_key(**{**BASE, "model": "m2"}, body=body),
+        request_key(**{**BASE, "op": "completions"}, body=body),
+        request_key(**BASE, body={**body, "extra": 1}),
+    }
+    assert len(keys) == 6
+
+
+@given(st.text(), st.text())
+def test_inline_thinking_split(reasoning: str, answer: str) -> None:
+    reasoning = reasoning.replace("<think>", "").replace("</think>", "")
+    answer = answer.replace("<think>", "").replace("</think>", "")
+    got_reasoning, got_answer = split_inline_thinking(f"<think>{reasoning}</think>{answer}")
+    assert got_reasoning == reasoning.strip()
+    assert got_answer == answer.strip()
+
+
+def test_reasoning_from_every_server_shape() -> None:
+    field = {"message": {"content": "4", "reasoning": "2+2"}, "finish_reason": "stop"}
+    older = {"message": {"content": "4", "reasoning_content": "2+2"}}
+    inline = {"message": {"content": "<think>\n2+2\n</think>\n\n4"}}
+    opened_by_template = {"message": {"content": "2+2\n</think>\n4"}}
+    for choice in (field, older, inline, opened_by_template):
+        text, reasoning, _ = parse_chat_choice(choice, None)
+        assert (text, reasoning) == ("4", "2+2"), choice
+    plain = {"message": {"content": "just 4"}}
+    assert parse_chat_choice(plain, None)[:2] == ("just 4", None)
+
+
+def test_prefill_echoed_or_not_gives_the_same_result() -> None:
+    # vLLM returns only the continuation; llama.cpp returns prefill + continuation.
+    vllm = {"message": {"content": "2+2\n</think>\n4"}}
+    llama = {"message": {"content": "<think>\n2+2\n</think>\n4"}}
+    assert parse_chat_choice(vllm, "<think>\n")[:2] == parse_chat_choice(llama, "<think>\n")[:2] == ("4", "2+2")
+
+
+def test_unclosed_thinking_is_all_reasoning() -> None:
+    assert split_inline_thinking("<think>still going") == ("still going", "")
+
+
+def test_logprobs_both_shapes() -> None:
+    content = {"content": [{"token": "a", "logprob": -0.5, "id": 7, "top_logprobs": [{"token": "a", "logprob": -0.5}]}]}
+    legacy = {"tokens": ["a", "b"], "token_logprobs": [None, -1.0], "top_logprobs": [None, {"b": -1.0}]}
+    (tok,) = parse_logprobs(content) or ()
+    assert (tok.token, tok.logprob, tok.token_id, tok.top) == ("a", -0.5, 7, (("a", -0.5),))
+    first, second = parse_logprobs(legacy) or ()
+    assert second.logprob == -1.0 and second.top == (("b", -1.0),)
+    assert parse_logprobs(None) is None
+
+
+def test_usage_with_reasoning_tokens() -> None:
+    usage = parse_usage(
+        {
+            "usage": {
+                "prompt_tokens": 3,
+                "completion_tokens": 9,
+                "completion_tokens_details": {"reasoning_tokens": 5},
+            }
+        }
+    )
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.total_tokens) == (
+        3,
+        9,
+        5,
+        12,
+    )
+
+
+def test_refusals_and_empty_outputs_are_not_cacheable() -> None:
+    assert is_cacheable_choice({"message": {"content": "x"}})
+    assert is_cacheable_choice({"message": {"content": "", "reasoning": "thinking"}})
+    assert not is_cacheable_choice({"message": {"content": ""}})
+    assert not is_cacheable_choice({"message": {"content": None, "refusal": "no"}})
+    assert not is_cacheable_choice({"message": {"content": "x"}, "finish_reason": "content_filter"})
+    assert not is_cacheable_choice({"text": ""})
+
+
+def test_retry_after_seconds_and_dates() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    in_ten = parse_retry_after(formatdate(time.time() + 10, usegmt=True))
+    assert in_ten is not None and 8 <= in_ten <= 11
+
+
+def test_public_url_drops_credentials() -> None:
+    assert public_url("https://user:secret@Host.example:8443/v1/?token=x") == "https://host.example:8443/v1"
