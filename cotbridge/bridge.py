@@ -86,16 +86,9 @@ class _Result:
 
     @classmethod
     def from_cache(cls, hit: CachedResponse) -> _Result:
-        return cls(
-            raw=hit.response,
-            latency_s=hit.latency_s,
-            cached=True,
-            content=hit.content,
-            reasoning=hit.reasoning,
-            finish_reason=hit.finish_reason,
-            logprobs=hit.logprobs,
-            usage=Usage(hit.prompt_tokens, hit.completion_tokens, hit.reasoning_tokens),
-        )
+        response, latency_s, content, reasoning, finish_reason, logprobs, prompt, completion, thinking = hit
+        usage = Usage(prompt, completion, thinking)
+        return cls(response, latency_s, True, content, reasoning, finish_reason, logprobs, usage)
 
     def shared(self) -> _Result:
         """The same result as seen by a caller that joined another caller's request (marked cached)."""
@@ -359,6 +352,8 @@ class Model:
             if hit is not None:
                 results[i] = _Result.from_cache(hit)
                 bridge.stats.cache_hits += 1
+        if n == 1 and results[0] is not None:  # the warm-cache hot path returns here
+            return results  # type: ignore[return-value]
         missing = [i for i in range(n) if results[i] is None]
         if missing:
             missing_keys = [keys[i] for i in missing]
