@@ -13,9 +13,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from cotbridge import __version__
-from cotbridge.bridge import Bridge, Model
+from cotbridge.bridge import Bridge
 from cotbridge.cache import ResponseStore
 from cotbridge.errors import CotbridgeError, ProviderError, UnsupportedOperation
+from cotbridge.model import Model
 from cotbridge.providers.transport import RetryPolicy
 from cotbridge.types import Message
 

