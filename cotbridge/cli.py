@@ -6,18 +6,27 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cotbridge import __version__
 from cotbridge.bridge import Bridge
 from cotbridge.cache import ResponseStore
+from cotbridge.datasets.base import Problem
 from cotbridge.errors import CotbridgeError, ProviderError, UnsupportedOperation
+from cotbridge.importers import import_genex
 from cotbridge.model import Model
 from cotbridge.providers.transport import RetryPolicy
+from cotbridge.report import build_report, render_csv, render_html, render_json, render_table
+from cotbridge.results import ResultsDB
+from cotbridge.study import Progress as StudyProgress
+from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
 from cotbridge.types import Message
 
 DEFAULT_MODEL = "local/smollm2-135m"
@@ -128,8 +137,6 @@ async def _models_check(args: argparse.Namespace) -> int:
 
 
 def _cache_stats(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     if not Path(args.db).is_file():
         errors.print(f"[red]error:[/red] no cache file at {args.db}; pass the path you gave Bridge(cache=...)")
         return 2
@@ -152,6 +159,132 @@ def _cache_stats(args: argparse.Namespace) -> int:
         )
     console.print(table)
     console.print(f"{stats['entries']} entries, {stats['hits']} hits, {stats['size_bytes'] / 1e6:.2f} MB on disk")
+    return 0
+
+
+class ProgressView:
+    """Rich progress for a study run: one bar per phase, with per-model counts of done, cached and failed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+        self.counts: dict[str, dict[str, list[int]]] = {}
+
+    def __call__(self, event: StudyProgress) -> None:
+        if event.total is not None:
+            self.tasks[event.phase] = self.progress.add_task(event.phase, total=event.total)
+            self.counts[event.phase] = {}
+            return
+        task = self.tasks[event.phase]
+        per_model = self.counts[event.phase].setdefault(event.model or "?", [0, 0, 0])
+        per_model[0] += event.done
+        per_model[1] += event.cached
+        per_model[2] += event.error is not None
+        models = "  ".join(
+            f"{name} {done}"
+            + (f" ({cached} cached)" if cached else "")
+            + (f" [red]{failed} failed[/red]" if failed else "")
+            for name, (done, cached, failed) in self.counts[event.phase].items()
+        )
+        self.progress.update(task, advance=event.done, description=f"{event.phase}: {models}")
+
+
+def _run_study(config: StudyConfig, db: str, problems: list[Problem] | None = None) -> RunSummary:
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        return asyncio.run(run_study(config, db, on_progress=ProgressView(progress), problems=problems))
+
+
+def _print_summary(summary: RunSummary, db: str) -> None:
+    console.print(
+        f"{summary.trials} trial(s) run, {summary.skipped} already done, {summary.explanations} CoT(s); results in {db}"
+    )
+    if summary.failures:
+        console.print(f"[red]{len(summary.failures)} failure(s)[/red] (stored in the results DB):")
+        for failure in summary.failures[:20]:
+            console.print(f"  [red]-[/red] {failure}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_study(args.study)
+    db = args.db or str(Path(args.study).with_suffix(".db"))
+    summary = _run_study(config, db)
+    _print_summary(summary, db)
+    _show_report(db, config.study.name, "strict")
+    return 1 if summary.failures else 0
+
+
+def _show_report(db: str, study: str | None, metric: str, fmt: str = "table", out: str | None = None) -> None:
+    results = ResultsDB(db)
+    try:
+        report = build_report(results, study, metric)  # type: ignore[arg-type]
+    finally:
+        results.close()
+    if fmt == "table" and out is None:
+        render_table(report, console)
+        return
+    text = {"json": render_json, "csv": render_csv, "html": render_html}.get(fmt, render_json)(report)
+    if fmt == "table":
+        with open(out, "w", encoding="utf-8") as handle:  # type: ignore[arg-type]
+            render_table(report, Console(file=handle, width=160))
+    elif out:
+        Path(out).write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+    else:
+        print(text)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    text = (resources.files("cotbridge") / "studies" / "demo.toml").read_text(encoding="utf-8")
+    config = parse_study(text, "cotbridge demo")
+    console.print(
+        "[bold]cotbridge demo[/bold]: local/smollm2-135m and local/gemma3-270m (llama.cpp in this process), "
+        f"{config.study.sample} arithmetic problems, conditions {', '.join(config.study.conditions)}, "
+        "with and without answer removal"
+    )
+    summary = _run_study(config, args.db)
+    _print_summary(summary, args.db)
+    _show_report(args.db, config.study.name, "strict")
+    console.print(
+        f"[dim]rerun to see it served from the cache; details: cotbridge report {args.db} --format html "
+        "--out demo.html[/dim]"
+    )
+    return 1 if summary.failures else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    if not Path(args.db).is_file():
+        errors.print(f"[red]error:[/red] no results DB at {args.db}; run a study or `cotbridge import genex` first")
+        return 2
+    _show_report(args.db, args.study, args.metric, args.format, args.out)
+    return 0
+
+
+def _import_genex(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    csv_path = Path(args.medcalc) if args.medcalc else folder.parent / "medcalc-bench" / "test_data.csv"
+    if not csv_path.is_file():
+        errors.print(
+            f"[red]error:[/red] the MedCalc-Bench v1.0 test set is needed to re-score answers; not found at "
+            f"{csv_path}; pass --medcalc PATH/test_data.csv"
+        )
+        return 2
+    results = ResultsDB(args.db)
+    try:
+        with console.status(f"importing {folder} ..."):
+            summary = import_genex(folder, results, medcalc_csv=csv_path, study=args.study)
+    finally:
+        results.close()
+    console.print(
+        f"imported {summary.files} files: {summary.trials} trials ({summary.crashed} crashed transfer rows kept as "
+        f"missing answers), {summary.explanations} source answers; evaluators: {', '.join(summary.evaluators)}"
+    )
+    console.print(f"now: cotbridge report {args.db} --metric paper")
     return 0
 
 
@@ -180,6 +313,33 @@ def build_parser() -> argparse.ArgumentParser:
     stats = cache.add_parser("stats", help="entries, size and hit counts per model")
     stats.add_argument("db")
     stats.set_defaults(run=_cache_stats)
+
+    demo = sub.add_parser("demo", help="a small real study on the embedded local models, then its report")
+    demo.add_argument("--db", default="cotbridge-demo.db", help="results and cache DB (default cotbridge-demo.db)")
+    demo.set_defaults(run=_demo)
+
+    run = sub.add_parser("run", help="run a study file (resumes where it stopped)")
+    run.add_argument("study", help="the study TOML file")
+    run.add_argument("--db", default=None, help="results and cache DB (default: the study file with .db)")
+    run.set_defaults(run=_run)
+
+    report = sub.add_parser("report", help="consistency, accuracy and transfer tables of a results DB")
+    report.add_argument("db")
+    report.add_argument("--study", default=None, help="which study in the DB (default: the latest)")
+    report.add_argument("--metric", choices=["paper", "strict"], default="strict")
+    report.add_argument("--format", choices=["table", "json", "csv", "html"], default="table")
+    report.add_argument("--out", default=None, help="write to this file instead of the terminal")
+    report.set_defaults(run=_report)
+
+    importer = sub.add_parser("import", help="import released outputs").add_subparsers(
+        dest="import_command", required=True
+    )
+    genex = importer.add_parser("genex", help="the paper's released MedCalc outputs (genex-medcalc folder)")
+    genex.add_argument("folder")
+    genex.add_argument("--db", required=True)
+    genex.add_argument("--study", default="genex")
+    genex.add_argument("--medcalc", default=None, help="MedCalc-Bench test_data.csv (default: beside the folder)")
+    genex.set_defaults(run=_import_genex)
     return parser
 
 

@@ -360,6 +360,7 @@ class Model:
         samples: int = 1,
         max_tokens: int = transfer.DEFAULT_COT_TOKENS,
         answer_max_tokens: int = transfer.DEFAULT_ANSWER_TOKENS,
+        answer_prefix: str = "",
     ) -> Explanation:
         """This model's CoT for a problem (greedy by default), with the answer it gave after it.
 
@@ -373,6 +374,7 @@ class Model:
             samples=1,
             max_tokens=max_tokens,
             answer_max_tokens=answer_max_tokens,
+            answer_prefix=answer_prefix,
         )
         return first
 
@@ -385,6 +387,7 @@ class Model:
         seed: int | None = None,
         max_tokens: int = transfer.DEFAULT_COT_TOKENS,
         answer_max_tokens: int = transfer.DEFAULT_ANSWER_TOKENS,
+        answer_prefix: str = "",
     ) -> list[Explanation]:
         """`samples` sampled CoTs (each cached as its own sample, so a rerun reuses them)."""
         return await transfer.explain(
@@ -395,6 +398,7 @@ class Model:
             samples=samples,
             max_tokens=max_tokens,
             answer_max_tokens=answer_max_tokens,
+            answer_prefix=answer_prefix,
         )
 
     async def answer(
@@ -404,11 +408,22 @@ class Model:
         *,
         mode: InjectionMode | None = None,
         max_tokens: int = transfer.DEFAULT_ANSWER_TOKENS,
+        cot_max_tokens: int = transfer.DEFAULT_COT_TOKENS,
+        answer_prefix: str = "",
     ) -> Answer:
         """This model's greedy answer given `explanation`: another model's CoT (transfer), "" (empty condition:
         the reasoning channel opened and closed), or None (the model reasons itself). `mode` is "prefill" or
-        "context"; the default is prefill wherever the model can take it."""
-        return await transfer.answer(self, problem, explanation, mode=mode, max_tokens=max_tokens)
+        "context"; the default is prefill wherever the model can take it. `cot_max_tokens` bounds the model's
+        own CoT when explanation is None."""
+        return await transfer.answer(
+            self,
+            problem,
+            explanation,
+            mode=mode,
+            max_tokens=max_tokens,
+            cot_max_tokens=cot_max_tokens,
+            answer_prefix=answer_prefix,
+        )
 
     # -- the cache path ---------------------------------------------------------------------------------------
 

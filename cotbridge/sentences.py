@@ -15,9 +15,9 @@ Rules, in the order they are applied to each whitespace run between two pieces o
 1. Nothing is split inside math or inline code: ``\\( .. \\)``, ``\\[ .. \\]``, ``$$ .. $$``, ``$..$`` (pandoc
    rule: no space just inside the dollars, no digit after the closing one), ``\\begin{env} .. \\end{env}``,
    inline code in backticks and a LaTeX command with its brace arguments (``\\frac{a}{b}``, ``\\text{days.}``).
-   A protected span never crosses a blank line and is bounded in length, so an unclosed delimiter protects
-   nothing. Fenced code blocks are split like text (in CoTs they mostly hold the model's JSON answer draft, whose
-   strings are prose).
+   A protected span never crosses a blank line, never contains a second opener of its kind and is bounded in length
+   (``\\(`` 400 characters, ``\\[`` and ``$$`` 1000), so a stray delimiter protects nothing. Fenced code blocks
+   are split like text (in CoTs they mostly hold the model's JSON answer draft, whose strings are prose).
 2. A blank line always ends a sentence.
 3. A single newline ends a sentence when the next line starts a block (list item ``- * + •``, ``1.``, ``2)``,
    ``a)``, ``Step 3``, heading ``#``, quote ``>``, table ``|``, ``**bold**``, display math, code fence, ``<tag>``),
@@ -30,13 +30,15 @@ Rules, in the order they are applied to each whitespace run between two pieces o
    ``approx. 5``, ``No. 5``) never end a sentence; initials and dotted acronyms (``John F. Kennedy``, ``U.S. Army``,
    ``et al.``) end one only when the next word is a usual sentence opener (``The``, ``So``, ``Wait`` ...); a list
    marker is not an end, at the start of a sentence (``1.``, ``Step 2.``, ``b.``, ``**Step 3.**``) or after a colon
-   (``criteria: 1. Age``); a lowercase word after the period continues the sentence (``etc. and``, ``5 mg. of``)
-   unless the period follows a digit (reasoning models write ``ln(73)=4.29. times 2``). After ``?``, ``!`` or an
+   (``criteria: 1. Age``, but not ``Total: 1. But wait``); a lowercase word after the period continues the sentence
+   (``etc. and``, ``5 mg. of``, ``M. pneumoniae``) unless the period follows a computed number or the word is a
+   formula (reasoning models write ``ln(73)=4.29. times 2`` and ``RR=0.41 s. sqrt(RR)``). After ``?``, ``!`` or an
    ellipsis, a lowercase word continues the sentence (``stroke? none``, ``is... let me see``). ``。！？`` always end a
    sentence, even without a following space. Periods not followed by whitespace (decimals ``0.6643``, ``mg/dL.The``)
    are never candidates.
 5. Inline enumerations: ``criteria: 1. Age <45 2. No prior PE 3. ...`` is split before ``2.`` and ``3.`` (the
-   previous number must appear as a marker earlier in the same sentence).
+   previous number must appear as a marker earlier in the same sentence, and a number right after an operator is
+   an operand: ``(S + 2D) / 3. 3. Plug in``).
 6. Any other single newline ends a sentence, unless the line looks wrapped: the next line starts with a lowercase
    letter, or the line ends with a comma, an operator, an opening bracket or a function word (``of``, ``the``,
    ``and`` ...). A line ending with ``:`` or with a display-math / table closer always ends a sentence.
@@ -66,6 +68,7 @@ _STARTERS_SYMBOLS = "\\$#<•"
 _LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 # A line ending with one of these continues on the next line (wrapped text, a formula cut at an operator).
 _CONTINUATION_CHARS = ",;([{=+-–—&/\\×÷"
+_OPERATORS = "=+-–*/×÷^<>≤≥≈~("
 
 
 def _words(words: str) -> frozenset[str]:
@@ -75,7 +78,7 @@ def _words(words: str) -> frozenset[str]:
 # Never end a sentence: titles before a name.
 _TITLES = _words("dr mr mrs ms mx prof rev hon st mt gen col lt sgt capt cpt fr pres gov sen rep supt messrs mme mlle")
 # Never end a sentence: Latin and reference abbreviations that introduce something.
-_NONFINAL = _words("e.g eg i.e ie vs cf viz fig figs eq eqs approx ca incl esp resp vol pp")
+_NONFINAL = _words("e.g eg i.e ie vs cf viz fig figs eq eqs approx incl esp resp vol pp")
 # Do not end a sentence before a number: "No. 5", "p. 12", "ref. 3".
 _DIGIT_NONFINAL = _words("no nos p ref refs ch sec sect art para tab")
 # May end a sentence, but usually do not: split after them only before a usual sentence opener.
@@ -99,6 +102,10 @@ _SENTENCE_OPENERS = _words(
     Because Given Using To A An As After Before Both Each All Some Other Otherwise Here Note Looking Compute
     Calculate Check Step Similarly Moreover Furthermore Answer Final Total"""
 )
+# Openers that begin a new thought rather than a list item ("Total: 1. But wait").
+_DISCOURSE_OPENERS = _words(
+    "But So Wait Then Hmm Therefore Thus Hence However Now Let Let's Okay OK Alternatively Actually Also Oh"
+)
 # A line ending with one of these words is wrapped mid-sentence.
 _FUNCTION_WORDS = _words(
     """a an the of to in on at by for with from into onto and or but nor as than that which who whose whom is are was
@@ -115,20 +122,16 @@ _SCAN_RE = re.compile(
     r"[.!?…。！？\"'”’»)\]}*_`」』）]\s+"
     rf"|[{_LINE_BREAKS}]\s*"
     r"|\d{1,2}(?=[.)]\s)"  # consumes only the digits: the punctuation after them is a candidate of its own
-    r"|[。！？][」』”’）)\]]?(?=\S)"
+    r"|[。！？][」』”’）)\]]*+(?=\S)"  # possessive: never split between the punctuation and its closers
 )
 
 # Spans where no split may happen (math, code, LaTeX commands with their arguments). Delimited spans are paired
 # with bisect instead of a lazy regex so that unclosed delimiters cost O(log n) each, not a scan of the text.
-# A span never crosses a blank line and is bounded in length, so an unclosed delimiter protects nothing.
-_DELIMITED: tuple[tuple[re.Pattern[str], re.Pattern[str], int], ...] = (
-    (re.compile(r"\\\["), re.compile(r"\\\]"), 4000),
-    (re.compile(r"\\\("), re.compile(r"\\\)"), 2000),
-    (re.compile(r"\$\$"), re.compile(r"\$\$"), 4000),
-)
+# (opener, closer, longest span): longer "spans" are almost always a stray delimiter pairing with a far one.
+_DELIMITED: tuple[tuple[str, str, int], ...] = (("\\[", "\\]", 1000), ("\\(", "\\)", 400), ("$$", "$$", 1000))
 _BEGIN_RE = re.compile(r"\\begin\{([A-Za-z*]{1,20})\}")
 _END_RE = re.compile(r"\\end\{([A-Za-z*]{1,20})\}")
-_ENV_LIMIT = 8000
+_ENV_LIMIT = 3000
 _BLANK_LINE_RE = re.compile(r"\n[ \t\r]*\n")
 # Inline spans that a regex finds in linear time: `$..$` (pandoc rule: no space just inside the dollars, no digit
 # after the closing one), inline code, and a LaTeX command with its (up to 3 levels nested) brace arguments.
@@ -162,8 +165,11 @@ _MARKER_ONLY_RE = re.compile(
 _MARKER_WORD_RE = re.compile(r"(?:step|part|phase|stage|case|question|item|no)\Z", re.IGNORECASE)
 _INLINE_MARKER_RE = re.compile(r"(\d{1,2})[.)]\s")
 _NEXT_WORD_RE = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+# A lowercase token that is a formula: "sqrt(32)", "ln(1291)", "e^-0.87", "f(x)=".
+_FORMULA_START_RE = re.compile(r"[a-z][A-Za-z0-9_]*(?:\(|\^|=)")
 _LAST_WORD_RE = re.compile(r"[A-Za-z]+\Z")
 _INITIAL_RE = re.compile(r"[A-Z]")
+_PREVIOUS_WORD_RE = re.compile(r"\S+\Z")
 _DOTTED_RE = re.compile(r"(?:[A-Za-z]{1,2}\.)+[A-Za-z]{1,2}")
 _LINE_BREAK_RE = re.compile(rf"\r\n|[{_LINE_BREAKS}]")
 
@@ -192,16 +198,21 @@ def _protected_spans(text: str) -> list[tuple[int, int]]:
         return i < len(blanks) and blanks[i] < end
 
     candidates: list[tuple[int, int]] = []
-    for open_re, close_re, limit in _DELIMITED:
-        closers = [m.start() for m in close_re.finditer(text)]
-        if not closers:
+    for opener, closer, limit in _DELIMITED:
+        if opener not in text or closer not in text:
             continue
-        for m in open_re.finditer(text):
-            i = bisect_left(closers, m.end())
-            if i < len(closers):
-                start, end = m.start(), closers[i] + (m.end() - m.start())
-                if end - start <= limit and not crosses_blank_line(start, end):
-                    candidates.append((start, end))
+        openers = [m.start() for m in re.finditer(re.escape(opener), text)]
+        closers = openers if opener == closer else [m.start() for m in re.finditer(re.escape(closer), text)]
+        width = len(opener)  # == len(closer)
+        for k, start in enumerate(openers):
+            i = bisect_left(closers, start + width)
+            if i == len(closers):
+                break
+            end = closers[i] + width
+            if opener != closer and k + 1 < len(openers) and openers[k + 1] < closers[i]:
+                continue  # another opener comes first: this one is unclosed
+            if end - start <= limit and not crosses_blank_line(start, end):
+                candidates.append((start, end))
     if "\\begin{" in text:
         ends: dict[str, list[tuple[int, int]]] = {}
         for m in _END_RE.finditer(text):
@@ -318,8 +329,11 @@ def _terminal_before(text: str, p: int) -> _Terminal | None:
     return _Terminal(kind, j, i < p, text[k:j], k)
 
 
-def _is_marker(text: str, sent_start: int, term: _Terminal) -> bool:
-    """Whether the period at `term.start` closes a list marker ("1.", "Step 2.", "criteria: 1.") not a sentence."""
+def _is_marker(text: str, sent_start: int, term: _Terminal, first: int) -> bool:
+    """Whether the period at `term.start` closes a list marker ("1.", "Step 2.", "criteria: 1.") not a sentence.
+
+    `first` is the index of the first letter or digit after the gap.
+    """
     j = term.start
     if j - sent_start <= 40 and _MARKER_ONLY_RE.fullmatch(text, sent_start, j):
         return True
@@ -328,7 +342,8 @@ def _is_marker(text: str, sent_start: int, term: _Terminal) -> bool:
         return False
     before = text[max(0, term.tok_start - 16) : term.tok_start].rstrip()
     if tok == "1" and before.endswith(":"):
-        return True
+        # "criteria: 1. Age"; but "Total score: 1. But wait" is a value followed by a new sentence.
+        return _next_word(text, first) not in _DISCOURSE_OPENERS
     return bool(_MARKER_WORD_RE.search(before))
 
 
@@ -340,20 +355,23 @@ def _period_decision(text: str, term: _Terminal, sent_start: int, newline: bool,
         # abbreviation, or to an abbreviation continued in lowercase ("etc.\nand").
         if term.closed:
             return True
-        if tok in _TITLES or tok in _NONFINAL:
+        if _is_title(term.tok) or tok in _NONFINAL:
             return False
         return not (cls == "lower" and tok in _ABBREVIATIONS)
-    if _is_marker(text, sent_start, term):
+    if _is_marker(text, sent_start, term, first):
         return False  # "1. Compute", "**Step 2.** Add"
     if term.closed:
         # 'He said "stop." Then': the quote or bracket closed whatever the period belonged to.
         return cls in ("upper", "digit", "start")
-    if tok in _TITLES:
+    if _is_title(term.tok):
         return False
     if cls == "lower":
-        # Lowercase after a period continues the sentence ("etc. and", "5 mg. of"), except right after a number:
-        # reasoning models do write "ln(73)=4.29. times -1.2".
-        return text[term.start - 1].isdigit() if term.start > 0 else False
+        # Lowercase after a period continues the sentence ("etc. and", "5 mg. of", "M. pneumoniae"), except after
+        # a computed number or before a formula: reasoning models write "ln(73)=4.29. times -1.2" and
+        # "RR=0.41 s. sqrt(RR)=0.64". A bare small integer before the period is a list marker ("3. acute event").
+        if _FORMULA_START_RE.match(text, first):
+            return tok not in _NONFINAL
+        return text[term.start - 1].isdigit() and not (tok.isdigit() and len(tok) <= 2)
     if cls == "digit":
         return tok not in _NONFINAL and tok not in _DIGIT_NONFINAL
     if cls == "other":
@@ -368,15 +386,23 @@ def _period_decision(text: str, term: _Terminal, sent_start: int, newline: bool,
     return True
 
 
+def _is_title(tok: str) -> bool:
+    """A title before a name, written "Dr" or "Ms": "ms" is a unit (milliseconds), "MME" an acronym."""
+    return tok == tok.capitalize() and tok[:1].isupper() and tok.lower() in _TITLES
+
+
 def _follows_capitalized_word(text: str, i: int) -> bool:
-    """Whether the word before index `i` (separated by spaces) starts with an uppercase letter: "John F. Kennedy"."""
+    """Whether the word before index `i` is capitalized ("John F. Kennedy") or an initial ("J. R. Smith")."""
     k = i
     while k > 0 and text[k - 1] in " \t":
         k -= 1
     if k == i:
-        return False  # "mmol/L." : the letter is glued to something else
-    m = re.search(r"(\S+)\Z", text[max(0, k - 32) : k])
-    return bool(m and m.group(1)[0].isupper() and m.group(1)[-1] not in _TERMINALS)
+        return False  # no space before the token (it follows an opening bracket or quote)
+    m = _PREVIOUS_WORD_RE.search(text, max(0, k - 32), k)
+    if m is None:
+        return False
+    word = m.group(0)
+    return word[0].isupper() and (word[-1] not in _TERMINALS or _INITIAL_RE.fullmatch(word[:-1]) is not None)
 
 
 def _gap_is_boundary(text: str, p: int, q: int, sent_start: int) -> bool:
@@ -406,9 +432,10 @@ def _gap_is_boundary(text: str, p: int, q: int, sent_start: int) -> bool:
         return cls in ("upper", "start")  # ellipsis: "is... 0.91" and "is... let me" go on
 
     if breaks == 0:
-        # Inline enumeration: split before "k." when "k-1." opened an item earlier in this sentence.
+        # Inline enumeration: split before "k." when "k-1." opened an item earlier in this sentence. After an
+        # operator the number is an operand ("(S + 2 x D) / 3. 3. Plug in", "Score = 4. Since").
         m = _INLINE_MARKER_RE.match(text, q)
-        if m is not None:
+        if m is not None and text[p - 1] not in _OPERATORS:
             k = int(m.group(1))
             lo = max(sent_start, p - _MARKER_WINDOW)
             return k >= 2 and _previous_marker_re(k - 1).search(text, lo, p) is not None
@@ -512,7 +539,7 @@ def last_complete_sentence_end(text: str) -> int:
     if term is not None:
         if term.kind == "." and not term.closed:
             tok = term.tok.lower()
-            if tok in _TITLES or tok in _NONFINAL:
+            if _is_title(term.tok) or tok in _NONFINAL:
                 return fallback
             if term.start - start <= 40 and _MARKER_ONLY_RE.fullmatch(text, start, term.start):
                 return fallback

@@ -43,6 +43,9 @@ class Decoding(_Strict):
     answer_max_tokens: int = Field(default=256, ge=1, description="token budget of an answer after a CoT")
     sampled_temperature: float = Field(default=1.0, ge=0.0, description="temperature of the 'sampled' condition")
     seed: int = Field(default=0, description="seed of sampled generations")
+    answer_prefix: str = Field(
+        default="", description="text that starts every answer, e.g. 'Answer:' (a format cue, parsed with the answer)"
+    )
 
 
 class ModelSection(_Strict):
@@ -190,12 +193,14 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
 
 
-def _row_from_answer(study: str, condition: str, variant: str, source: str, index: int, answer: Answer) -> TrialRow:
+def _row_from_answer(
+    study: str, condition: str, variant: str, evaluator: str, source: str, index: int, answer: Answer
+) -> TrialRow:
     return TrialRow(
         study=study,
         condition=condition,
         variant=variant,
-        evaluator=answer.model,
+        evaluator=evaluator,
         source=source,
         sample_index=index,
         problem_id=answer.problem_id,
@@ -208,11 +213,11 @@ def _row_from_answer(study: str, condition: str, variant: str, source: str, inde
     )
 
 
-def _row_from_explanation(study: str, kind: str, variant: str, e: Explanation) -> ExplanationRow:
+def _row_from_explanation(study: str, kind: str, variant: str, source: str, e: Explanation) -> ExplanationRow:
     return ExplanationRow(
         study=study,
         problem_id=e.problem_id,
-        source=e.source_model,
+        source=source,
         kind=kind,
         sample_index=e.sample_index,
         variant=variant,
@@ -243,6 +248,7 @@ class StudyRunner:
         self.on_progress = on_progress or (lambda event: None)
         self.name = config.study.name
         self.models: dict[str, Model] = {}
+        self.names: dict[str, str] = {}  # model string -> its [models] name, the name results are stored under
         self.summary = RunSummary()
         # explanations[(variant, kind)][(source, problem_id, sample_index)]
         self.explanations: dict[tuple[str, str], dict[tuple[str, str, int], Explanation]] = {}
@@ -261,6 +267,7 @@ class StudyRunner:
                 )
             except ConfigError as exc:
                 raise ConfigError(f"[models.{name}]: {exc}") from None
+            self.names[self.models[name].name] = name
         return self.models[name]
 
     def check(self) -> None:
@@ -315,7 +322,10 @@ class StudyRunner:
                         (
                             name,
                             model.explain(
-                                p, max_tokens=decoding.cot_max_tokens, answer_max_tokens=decoding.answer_max_tokens
+                                p,
+                                max_tokens=decoding.cot_max_tokens,
+                                answer_max_tokens=decoding.answer_max_tokens,
+                                answer_prefix=decoding.answer_prefix,
                             ),
                         )
                     )
@@ -334,6 +344,7 @@ class StudyRunner:
                                 seed=decoding.seed,
                                 max_tokens=decoding.cot_max_tokens,
                                 answer_max_tokens=decoding.answer_max_tokens,
+                                answer_prefix=decoding.answer_prefix,
                             ),
                         )
                     )
@@ -343,7 +354,9 @@ class StudyRunner:
             kind = "sampled" if isinstance(result, list) else "greedy"
             for e in items:
                 (sampled if kind == "sampled" else full)[(e.source_model, e.problem_id, e.sample_index)] = e
-            self.results.put_explanations([_row_from_explanation(self.name, kind, "full", e) for e in items])
+            self.results.put_explanations(
+                [_row_from_explanation(self.name, kind, "full", self.names[e.source_model], e) for e in items]
+            )
             self.summary.explanations += len(items)
 
         await self._each("explanations", jobs, store_explanations)
@@ -364,7 +377,9 @@ class StudyRunner:
                 self.explanations.setdefault(("without_answer", kind), {})[
                     (e.source_model, e.problem_id, e.sample_index)
                 ] = e
-                self.results.put_explanations([_row_from_explanation(self.name, kind, "without_answer", e)])
+                self.results.put_explanations(
+                    [_row_from_explanation(self.name, kind, "without_answer", self.names[e.source_model], e)]
+                )
 
             await self._each("answer removal", jobs, store_filtered)
 
@@ -376,7 +391,7 @@ class StudyRunner:
                 evaluator = self._model(evaluator_name)
                 for p in problems:
                     for condition, source, index, cot in self._trial_inputs(variant, evaluator_name, p):
-                        key = (self.name, condition, variant, evaluator.name, source, index, p.id)
+                        key = (self.name, condition, variant, evaluator_name, source, index, p.id)
                         if key in finished:
                             self.summary.skipped += 1
                             continue
@@ -392,7 +407,7 @@ class StudyRunner:
     def _trial_inputs(
         self, variant: str, evaluator_name: str, problem: Problem
     ) -> list[tuple[str, str, int, Explanation | str | None]]:
-        """(condition, source model, sample index, CoT) of every trial of one evaluator on one problem."""
+        """(condition, source's [models] name, sample index, CoT) of every trial of one evaluator on one problem."""
         conditions = self.config.study.conditions
         evaluator = self._model(evaluator_name).name
         inputs: list[tuple[str, str, int, Explanation | str | None]] = []
@@ -402,17 +417,17 @@ class StudyRunner:
         if "default" in conditions:
             own = greedy.get((evaluator, problem.id, 0))
             if own is not None:
-                inputs.append(("default", evaluator, 0, own))
+                inputs.append(("default", evaluator_name, 0, own))
         if "sampled" in conditions:
             for (source, pid, index), e in self.explanations.get((variant, "sampled"), {}).items():
                 if source == evaluator and pid == problem.id:
-                    inputs.append(("sampled", evaluator, index, e))
+                    inputs.append(("sampled", evaluator_name, index, e))
         if "transfer" in conditions:
             for source_name in self.config.generators:
                 source = self._model(source_name).name
                 given = greedy.get((source, problem.id, 0))
                 if given is not None:
-                    inputs.append(("transfer", source, 0, given))
+                    inputs.append(("transfer", source_name, 0, given))
         return inputs
 
     async def _trial(
@@ -438,8 +453,10 @@ class StudyRunner:
                 prompt_text=cot.prompt_text,
             )
         else:
-            answer = await evaluator.answer(problem, cot, max_tokens=decoding.answer_max_tokens)
-        return _row_from_answer(self.name, condition, variant, source, index, answer)
+            answer = await evaluator.answer(
+                problem, cot, max_tokens=decoding.answer_max_tokens, answer_prefix=decoding.answer_prefix
+            )
+        return _row_from_answer(self.name, condition, variant, self.names[evaluator.name], source, index, answer)
 
 
 async def _ready(value: Explanation, kind: str) -> tuple[Explanation, str]:

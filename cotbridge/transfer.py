@@ -58,6 +58,7 @@ async def explain(
     samples: int = 1,
     max_tokens: int = DEFAULT_COT_TOKENS,
     answer_max_tokens: int = DEFAULT_ANSWER_TOKENS,
+    answer_prefix: str = "",
 ) -> list[Explanation]:
     """`samples` CoTs of `model` for `problem`, each with the final answer the model gave after it."""
     fmt = model.thinking_format
@@ -84,35 +85,47 @@ async def explain(
     rendered = await model.render(problem.prompt)
     prompt_text = rendered + fmt.opening(rendered)
     ids = await model.tokenize(prompt_text)
-    generated = await model.complete(ids, temperature=temperature, seed=seed, n=samples, max_tokens=max_tokens)
+    # The CoT ends where the model closes its channel (or at the token cap); the answer after it is greedy, as
+    # in the paper's "sampled, then greedy answer", and is asked exactly like a transferred CoT's answer.
+    generated = await model.complete(
+        ids, temperature=temperature, seed=seed, n=samples, max_tokens=max_tokens, stop=[fmt.stop]
+    )
     generations = generated if isinstance(generated, list) else [generated]
     explanations = []
     for gen in generations:
-        cot, final = fmt.extract(gen.text)
-        closed = fmt.stop in gen.text
-        if not final:
-            # The channel was never closed (cut off) or closed with no answer: close it and ask for the answer.
-            answer_prompt = rendered + fmt.injected(rendered, cot or "")
-            answer = await model.complete(
-                await model.tokenize(answer_prompt), temperature=0.0, max_tokens=answer_max_tokens
-            )
-            final = answer.text.strip()
+        cot = fmt.extract(gen.text)[0] or ""
+        final, _, _ = await _answer_after(model, rendered, cot, answer_max_tokens, answer_prefix)
         explanations.append(
             Explanation(
                 problem_id=problem.id,
                 source_model=model.name,
                 format=fmt.name,
-                cot=cot or "",
+                cot=cot,
                 final_text=final,
                 answer=problem.check(final),
                 temperature=temperature,
                 seed=seed,
                 sample_index=gen.sample_index,
-                truncated=not closed,
+                truncated=gen.finish_reason == "length",
                 prompt_text=prompt_text,
             )
         )
     return explanations
+
+
+async def _answer_after(
+    model: Model, rendered: str, cot: str, max_tokens: int, answer_prefix: str
+) -> tuple[str, str, bool]:
+    """(answer text, exact prompt, cached): the greedy answer after `cot` placed in the model's own channel.
+
+    The answer text is `answer_prefix` plus what the model generated: never the prompt or the CoT."""
+    prompt_text = rendered + model.thinking_format.injected(rendered, cot) + answer_prefix
+    generated = await model.complete(await model.tokenize(prompt_text), temperature=0.0, max_tokens=max_tokens)
+    text = answer_prefix + generated.text
+    fmt = model.thinking_format
+    if fmt.final_end and fmt.final_end in text:
+        text = text[: text.find(fmt.final_end)]
+    return text.strip(), prompt_text, generated.cached
 
 
 async def answer(
@@ -123,11 +136,15 @@ async def answer(
     mode: InjectionMode | None = None,
     max_tokens: int = DEFAULT_ANSWER_TOKENS,
     cot_max_tokens: int = DEFAULT_COT_TOKENS,
+    answer_prefix: str = "",
 ) -> Answer:
     """The model's greedy answer given a CoT: an Explanation (transfer), "" (the empty condition), or None (the
-    model reasons itself)."""
+    model reasons itself). `answer_prefix` (e.g. "Answer:") starts the answer for the model and is part of the
+    text the answer is parsed from: a format cue, the same for every condition, never content from the CoT."""
     if explanation is None:
-        (own,) = await explain(model, problem, max_tokens=cot_max_tokens, answer_max_tokens=max_tokens)
+        (own,) = await explain(
+            model, problem, max_tokens=cot_max_tokens, answer_max_tokens=max_tokens, answer_prefix=answer_prefix
+        )
         return Answer(
             problem_id=problem.id,
             model=model.name,
@@ -142,9 +159,7 @@ async def answer(
     chosen = resolve_mode(model, mode)
     if chosen == "prefill":
         rendered = await model.render(problem.prompt)
-        prompt_text = rendered + model.thinking_format.injected(rendered, cot)
-        generated = await model.complete(await model.tokenize(prompt_text), temperature=0.0, max_tokens=max_tokens)
-        text = model.thinking_format.extract(model.thinking_format.close + generated.text)[1]
+        text, prompt_text, cached = await _answer_after(model, rendered, cot, max_tokens, answer_prefix)
         return Answer(
             problem_id=problem.id,
             model=model.name,
@@ -153,18 +168,21 @@ async def answer(
             mode="prefill",
             source_model=source,
             prompt_text=prompt_text,
-            cached=generated.cached,
+            cached=cached,
         )
     messages = [dict(m) for m in problem.prompt]
     if cot.strip():
         last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
         messages[last_user]["content"] = context_message(messages[last_user]["content"], cot)
+    if answer_prefix:
+        messages.append({"role": "assistant", "content": answer_prefix})
     reply = await model.chat(messages, temperature=0.0, max_tokens=max_tokens)
+    text = answer_prefix + reply.text
     return Answer(
         problem_id=problem.id,
         model=model.name,
-        text=reply.text,
-        score=problem.check(reply.text),
+        text=text,
+        score=problem.check(text),
         mode="context",
         source_model=source,
         cached=reply.cached,

@@ -62,6 +62,7 @@ class FaultServer:
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
         self.auth_headers: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.port = 0
@@ -77,6 +78,7 @@ class FaultServer:
             self.requests.clear()
             self.total = 0
             self.max_in_flight.clear()
+            self.bodies.clear()
             self._seen.clear()
 
     def app(self) -> web.Application:
@@ -106,6 +108,7 @@ class FaultServer:
             self.in_flight[model] += 1
             self.max_in_flight[model] = max(self.max_in_flight[model], self.in_flight[model])
             self.auth_headers.append(request.headers.get("Authorization", ""))
+            self.bodies.append(body)
         try:
             return await self._respond(request, model, body, first_time)
         finally:
