@@ -25,6 +25,7 @@ from cotbridge.datasets import load_dataset
 from cotbridge.datasets.base import Problem
 from cotbridge.errors import ConfigError, CotbridgeError
 from cotbridge.model import Model
+from cotbridge.providers.transport import RetryPolicy
 from cotbridge.reasoning import Answer, Explanation
 from cotbridge.results import ExplanationRow, ResultsDB, TrialRow
 
@@ -71,6 +72,15 @@ class EnsembleSection(_Strict):
     max_cot_tokens: int = Field(2048, ge=1)
 
 
+class RetrySection(_Strict):
+    """[study.retry]: how transient failures are retried, and the per-request timeout."""
+
+    max_attempts: int = Field(default=6, ge=1)
+    initial_wait_s: float = Field(default=0.5, gt=0)
+    max_wait_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(default=600.0, gt=0)
+
+
 class StudySection(_Strict):
     """[study]: what to run."""
 
@@ -85,6 +95,7 @@ class StudySection(_Strict):
     filter_model: str | None = Field(None, description="a [models] name, or 'rule' for the model-free filter")
     samples: int = Field(1, ge=1, description="CoT samples per model for the 'sampled' condition")
     decoding: Decoding = Decoding()
+    retry: RetrySection = RetrySection()
 
 
 class StudyConfig(_Strict):
@@ -479,7 +490,12 @@ async def run_study(
     problems = problems if problems is not None else load_dataset(study.dataset, sample=study.sample, seed=study.seed)
     results = ResultsDB(db_path)
     try:
-        async with Bridge(cache=db_path) as bridge:
+        retry = RetryPolicy(
+            max_attempts=study.retry.max_attempts,
+            initial_wait_s=study.retry.initial_wait_s,
+            max_wait_s=study.retry.max_wait_s,
+        )
+        async with Bridge(cache=db_path, retry=retry, timeout_s=study.retry.timeout_s) as bridge:
             runner = StudyRunner(config, bridge, results, on_progress)
             return await runner.run(problems)
     finally:

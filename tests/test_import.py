@@ -1,0 +1,118 @@
+"""The paper's released outputs imported, re-scored and reported; paper vs strict differ only where PAPER.md says."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cotbridge.metrics import has_paper_error_marker, paper_consistency, strict_consistency
+from cotbridge.report import build_report, gather
+from cotbridge.results import ResultsDB
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+GENEX = DATA / "genex-medcalc"
+
+
+@pytest.fixture(scope="module")
+def genex_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not GENEX.is_dir():
+        pytest.skip(f"released outputs not found at {GENEX} (they live in ../shared/data beside the repository)")
+    db = tmp_path_factory.mktemp("genex") / "genex.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "cotbridge.cli", "import", "genex", str(GENEX), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "imported 86 files" in result.stdout
+    return db
+
+
+def test_import_counts(genex_db: Path) -> None:
+    results = ResultsDB(genex_db)
+    trials = list(results.trials("genex"))
+    results.close()
+    # 5 evaluators x (empty, default, sampled x2, ensembles x3, transfer from 9 sources, default w/o answer) x 100
+    assert len(trials) == 5 * 100 * (1 + 1 + 2 + 3 + 9 + 1)
+    # Transfer rows that crashed in the reference run have no answer; they are kept, as missing answers.
+    assert sum(1 for t in trials if t.condition == "transfer" and t.answer is None) == 295
+
+
+def test_paper_report_json(genex_db: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "cotbridge.cli", "report", str(genex_db), "--metric", "paper", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(out.stdout)
+    by_name = {(c["name"], c["variant"]): c for c in data["conditions"]}
+    assert ("empty", "full") in by_name and ("transfer:Qwen_QwQ-32B", "without_answer") in by_name
+    assert all(c["pairs"] == 10 and c["evaluators"] == 5 and c["problems"] == 100 for c in data["conditions"])
+    assert all(c["ci_low"] <= c["mean"] <= c["ci_high"] for c in data["conditions"])
+    # Transferred CoTs make evaluators agree more than no CoT at all (the paper's headline).
+    assert by_name[("transfer:Qwen_QwQ-32B", "without_answer")]["mean"] > by_name[("empty", "full")]["mean"]
+
+
+def test_strict_differs_from_paper_only_where_the_paper_is_flawed(genex_db: Path) -> None:
+    results = ResultsDB(genex_db)
+    data = gather(list(results.trials("genex")))
+    report_paper = build_report(results, "genex", "paper")
+    report_strict = build_report(results, "genex", "strict")
+    results.close()
+    reasons: dict[str, int] = {}
+    for condition in data.values():
+        for a, b in itertools.combinations(sorted(condition), 2):
+            for pid in condition[a].keys() & condition[b].keys():
+                x, y = condition[a][pid], condition[b][pid]
+                if has_paper_error_marker(x.answer) or has_paper_error_marker(y.answer):
+                    continue  # the paper skips these; strict treats them as invalid answers: both leave them out
+                paper_agree = (x.answer or "") == (y.answer or "") or (x.correct is True and y.correct is True)
+                compared = x.normalized is not None and y.normalized is not None
+                strict_agree = compared and x.normalized == y.normalized
+                if not compared:
+                    if paper_agree:
+                        reason = "crashed" if x.answer is None or y.answer is None else "unparseable but equal/correct"
+                        reasons[reason] = reasons.get(reason, 0) + 1
+                    continue
+                if paper_agree and not strict_agree:
+                    assert x.correct and y.correct and x.answer != y.answer
+                    reasons["both correct, different values"] = reasons.get("both correct, different values", 0) + 1
+                elif strict_agree and not paper_agree:
+                    assert x.answer != y.answer  # e.g. "5" vs "5.0": equal as numbers
+                    reasons["equal values written differently"] = reasons.get("equal values written differently", 0) + 1
+    assert reasons.get("both correct, different values", 0) > 0
+    assert reasons.get("crashed", 0) > 0
+    assert reasons.get("equal values written differently", 0) > 0
+    # And the two reports really differ.
+    paper = {(c.name, c.variant): c.mean for c in report_paper.conditions}
+    strict = {(c.name, c.variant): c.mean for c in report_strict.conditions}
+    assert paper.keys() == strict.keys() and any(abs(paper[k] - strict[k]) > 0.01 for k in paper)
+
+
+def test_paper_metric_matches_a_by_position_reading_of_the_definition(genex_db: Path) -> None:
+    results = ResultsDB(genex_db)
+    data = gather(list(results.trials("genex")))
+    results.close()
+    condition = data[("transfer:Qwen_QwQ-32B", "without_answer")]
+    values = []
+    for a, b in itertools.combinations(sorted(condition), 2):
+        consistent = total = 0
+        for pid in condition[a]:
+            x, y = condition[a][pid], condition[b][pid]
+            if has_paper_error_marker(x.answer) or has_paper_error_marker(y.answer):
+                continue
+            total += 1
+            consistent += (x.answer or "") == (y.answer or "") or (x.correct is True and y.correct is True)
+        values.append(consistent / total)
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    result = paper_consistency(condition)
+    assert result.mean == pytest.approx(mean) and result.std == pytest.approx(std)
+    assert strict_consistency(condition).coverage < 1.0

@@ -1,0 +1,198 @@
+"""Study files, the runner (mixed providers, failures, resume) and the report, on real local servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cotbridge import ConfigError
+from cotbridge.report import build_report, render_html
+from cotbridge.results import ResultsDB
+from cotbridge.study import load_study, parse_study, run_study
+from tests.fault_server import FaultServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+BASE = """
+[study]
+name = "t"
+dataset = "builtin:arithmetic"
+sample = 3
+conditions = ["empty", "default", "sampled", "transfer"]
+answer_removal = "both"
+filter_model = "rule"
+
+[study.retry]
+max_attempts = 2
+initial_wait_s = 0.05
+
+[study.decoding]
+cot_max_tokens = 24
+answer_max_tokens = 8
+answer_prefix = "Answer:"
+
+[models.smol]
+model = "llamacpp/smollm2-135m"
+base_url = "{llama}"
+thinking_format = "think-tags"
+
+[models.generic]
+model = "openai-compatible/ok"
+base_url = "{faults}"
+"""
+
+
+def test_errors_name_the_file_the_field_and_the_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[study]\nname = "x"\ndataset = "builtin:arithmetic"\nconditions = ["empty", "telepathy"]\n'
+        'answer_removal = "filter"\n[models.a]\nmodel = "local/smollm2-135m"\nconcurency = 4\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_study(bad)
+    message = str(info.value)
+    assert str(bad) in message
+    assert "[study.conditions.1]" in message and "'empty', 'default', 'sampled', 'transfer' or 'ensemble'" in message
+    assert "[models.a.concurency] unknown field" in message
+    with pytest.raises(ConfigError, match="needs filter_model"):
+        parse_study(BASE.replace('filter_model = "rule"', ""), "s.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_study("[study", "s.toml")
+    with pytest.raises(ConfigError, match="no study file"):
+        load_study(tmp_path / "missing.toml")
+
+
+def test_examples_parse_and_the_demo_is_the_embedded_example() -> None:
+    for path in (REPO / "examples").glob("*.toml"):
+        load_study(path)
+    packaged = (REPO / "cotbridge" / "studies" / "demo.toml").read_text()
+    assert packaged == (REPO / "examples" / "embedded_default.toml").read_text()
+
+
+def test_prefill_on_a_model_that_cannot_is_refused_before_any_request(faults: FaultServer, tmp_path: Path) -> None:
+    text = BASE.format(llama="http://127.0.0.1:9/v1", faults=faults.base_url) + 'injection = "prefill"\n'
+    with pytest.raises(ConfigError, match=r"\[models.generic\].*cannot take a CoT in 'prefill' mode"):
+        import asyncio
+
+        asyncio.run(run_study(parse_study(text), tmp_path / "r.db"))
+    assert faults.total == 0
+
+
+@pytest.fixture(scope="module")
+def study_db(llama_server: str, fault_server: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The base study run once on real servers; tests copy the DB before changing it."""
+    import asyncio
+
+    db = tmp_path_factory.mktemp("study") / "r.db"
+    summary = asyncio.run(run_study(parse_study(BASE.format(llama=llama_server, faults=fault_server.base_url)), db))
+    # 3 problems; evaluators smol and generic; both are generators.
+    # empty 3x2 + default 2 variants x 3x2 + sampled 2 variants x 3x2 + transfer 2 sources x 2 variants x 3x2
+    assert summary.trials == 6 + 12 + 12 + 24 and not summary.failures
+    return db
+
+
+async def test_mixed_study_runs_resumes_and_keeps_failures(
+    llama_server: str, faults: FaultServer, study_db: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "r.db"
+    db.write_bytes(study_db.read_bytes())
+    config = parse_study(BASE.format(llama=llama_server, faults=faults.base_url))
+    results = ResultsDB(db)
+    modes = {(t.evaluator, t.mode) for t in results.trials("t") if t.condition == "transfer"}
+    assert modes == {("smol", "prefill"), ("generic", "context")}
+    # Resume: remove some finished trials (as if the run had been killed) and run again.
+    results._conn.execute("DELETE FROM trials WHERE condition = 'transfer' AND evaluator = 'smol'")
+    results.close()
+    requests_before = faults.total
+    again = await run_study(config, db)
+    assert again.trials == 12 and again.skipped == 42
+    assert faults.total == requests_before, "finished work must come from the cache"
+
+    # A model whose server is down fails alone; its failures are listed and stored.
+    broken = BASE.format(llama=llama_server, faults="http://127.0.0.1:9/v1").replace('name = "t"', 'name = "t2"')
+    summary = await run_study(parse_study(broken), db)
+    assert summary.failures and all("generic" in f for f in summary.failures)
+    results = ResultsDB(db)
+    smol_trials = [t for t in results.trials("t2") if t.evaluator == "smol" and t.error is None]
+    assert smol_trials, "the working model's trials must be done"
+    results.close()
+
+
+def test_report_formats(study_db: Path) -> None:
+    db = study_db
+    results = ResultsDB(db)
+    report = build_report(results, "t", "strict")
+    results.close()
+    names = {(c.name, c.variant) for c in report.conditions}
+    assert {("empty", "full"), ("default", "without_answer"), ("transfer:smol", "full")} <= names
+    assert set(report.matrix) == {"full", "without_answer"}
+    assert report.matrix["full"]["sources"] == ["generic", "smol"]
+    page = render_html(report)
+    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
+    out = subprocess.run(
+        [sys.executable, "-m", "cotbridge.cli", "report", str(db), "--format", "json", "--metric", "paper"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(out.stdout)
+    assert data["metric"] == "paper"
+    keys = {"name", "metric", "mean", "std", "pairs", "ci_low", "ci_high", "coverage"}
+    assert all(keys <= set(c) for c in data["conditions"])
+
+
+@pytest.mark.slow
+def test_demo_killed_halfway_resumes(tmp_path: Path) -> None:
+    from tests.conftest import _have_local_model
+
+    if _have_local_model():
+        pytest.skip(_have_local_model() or "")
+    db = tmp_path / "demo.db"
+    env = {**os.environ, "COLUMNS": "120"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cotbridge.cli", "demo", "--db", str(db)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            with sqlite3.connect(db) as conn:
+                done = conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+        except sqlite3.OperationalError:
+            continue
+        if done >= 20:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert done >= 20, "the demo should have stored trials before it was killed"
+    start = time.time()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "cotbridge.cli", "demo", "--db", str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert "already done" in rerun.stdout and "consistency" in rerun.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "cotbridge.cli", "demo", "--db", str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "0 trial(s) run" in again.stdout
+    assert time.time() - start < 300
