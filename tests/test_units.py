@@ -68,6 +68,14 @@ def test_prefill_echoed_or_not_gives_the_same_result() -> None:
     assert parse_chat_choice(vllm, "<think>\n")[:2] == parse_chat_choice(llama, "<think>\n")[:2] == ("4", "2+2")
 
 
+def test_a_prefilled_partial_thought_stays_in_the_reasoning() -> None:
+    # vLLM's reasoning parser returns only the continuation of a prefilled thought in `reasoning`.
+    vllm = {"message": {"content": "\nThe answer is 2.", "reasoning": " 1 is 2.\n"}}
+    llama = {"message": {"content": "<think>\n1 plus 1 is 2.\n</think>\nThe answer is 2."}}
+    expected = ("The answer is 2.", "1 plus 1 is 2.")
+    assert parse_chat_choice(vllm, "<think>\n1 plus")[:2] == parse_chat_choice(llama, "<think>\n1 plus")[:2] == expected
+
+
 def test_unclosed_thinking_is_all_reasoning() -> None:
     assert split_inline_thinking("<think>still going") == ("still going", "")
 

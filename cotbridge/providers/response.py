@@ -88,13 +88,22 @@ def split_reasoning(content: str | None, reasoning: str | None, prefill: str | N
     content = content or ""
     if prefill and content.startswith(prefill):
         content = content[len(prefill) :]
-    if reasoning is None:
-        if prefill and THINK_OPEN in prefill:
-            inline, content = split_inline_thinking(prefill + content)
-            reasoning = inline
-        elif THINK_OPEN in content or THINK_CLOSE in content:
-            reasoning, content = split_inline_thinking(content)
-    return content, reasoning
+    # A prefill that opened the channel and left it open holds the start of the reasoning.
+    opened = prefill is not None and THINK_OPEN in prefill and THINK_CLOSE not in prefill[prefill.rfind(THINK_OPEN) :]
+    if reasoning is not None:
+        if opened:
+            assert prefill is not None
+            reasoning = prefill[prefill.rfind(THINK_OPEN) + len(THINK_OPEN) :] + reasoning
+        return content.strip(), reasoning.strip()
+    if prefill is not None and THINK_OPEN in prefill:
+        return _swap(split_inline_thinking(prefill + content))
+    if THINK_OPEN in content or THINK_CLOSE in content:
+        return _swap(split_inline_thinking(content))
+    return content, None
+
+
+def _swap(pair: tuple[str | None, str]) -> tuple[str, str | None]:
+    return pair[1], pair[0]
 
 
 def is_cacheable_choice(choice: dict[str, Any]) -> bool:
