@@ -9,6 +9,8 @@ from types import TracebackType
 from typing import Any
 
 from cotbridge.cache import ResponseStore, SingleFlight
+from cotbridge.datasets.base import Problem
+from cotbridge.ensemble import EnsembleTrace, build_ensemble
 from cotbridge.errors import ConfigError
 from cotbridge.model import Model
 from cotbridge.providers import (
@@ -19,7 +21,7 @@ from cotbridge.providers import (
     RetryPolicy,
     VLLMProvider,
 )
-from cotbridge.reasoning import InjectionMode
+from cotbridge.reasoning import Explanation, InjectionMode
 from cotbridge.types import BridgeStats
 
 REMOTE_PROVIDERS: dict[str, type[OpenAICompatProvider]] = {
@@ -162,6 +164,24 @@ class Bridge:
         )
         self._models[cache_key] = created
         return created
+
+    async def ensemble(
+        self,
+        problem: Problem,
+        *,
+        generators: Sequence[Model | str],
+        evaluators: Sequence[Model | str],
+        candidates: int = 3,
+        **options: Any,
+    ) -> tuple[Explanation, EnsembleTrace]:
+        """A sentence-level ensemble CoT (condition D) for one problem, and its trace; see `cotbridge.ensemble`.
+
+        Models may be given as Model objects or model strings; options are those of `build_ensemble`
+        (max_steps, max_cot_tokens, max_sentence_tokens, temperature, seed, stop_on_any_close, name).
+        """
+        gens = [m if isinstance(m, Model) else self.model(m) for m in generators]
+        evals = [m if isinstance(m, Model) else self.model(m) for m in evaluators]
+        return await build_ensemble(problem, gens, evals, candidates=candidates, **options)
 
     def models(self, names: Sequence[str], **options: Any) -> list[Model]:
         """Several models with the same options."""

@@ -57,7 +57,7 @@ def classify(path: Path) -> GenexFile | None:
             return GenexFile(path, "sampled", "full", model, model)
         if kind == "with_sampling_without_answer":
             return GenexFile(path, "sampled", "without_answer", model, model)
-        return GenexFile(path, f"ensemble:{match['ensemble']}", "without_answer", model, match["ensemble"])
+        return GenexFile(path, "ensemble", "without_answer", model, match["ensemble"])
     return None
 
 

@@ -12,6 +12,7 @@ import html
 import io
 import json
 import math
+import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -28,8 +29,8 @@ Metric = Literal["paper", "strict"]
 
 
 def condition_label(trial: TrialRow) -> str:
-    if trial.condition == "transfer":
-        return f"transfer:{trial.source}"
+    if trial.condition in ("transfer", "ensemble") and trial.source:
+        return f"{trial.condition}:{trial.source}"
     if trial.sample_index:
         return f"{trial.condition}#{trial.sample_index}"
     return trial.condition
@@ -69,6 +70,7 @@ class Report:
     conditions: list[ConditionSummary] = field(default_factory=list)
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # "label/variant" -> evaluator -> acc
     matrix: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> sources, targets, values
+    ensembles: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> steps, chosen share, endings
     failures: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -78,6 +80,7 @@ class Report:
             "conditions": [c.as_json() for c in self.conditions],
             "accuracy": self.accuracy,
             "matrix": self.matrix,
+            "ensembles": self.ensembles,
             "failures": self.failures,
         }
 
@@ -149,7 +152,40 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
                 "targets": list(grid.targets),
                 "values": [[None if math.isnan(v) else float(v) for v in row] for row in grid.values],
             }
+    report.ensembles = ensemble_summary(results, study)
     return report
+
+
+def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]]:
+    """Per ensemble: runs, steps (median, max), share of chosen sentences per generator, how runs ended."""
+    traces: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in results.explanations(study):
+        if row.kind == "ensemble" and row.variant == "full" and row.trace:
+            traces[row.source].append(json.loads(row.trace))
+    summary: dict[str, dict[str, Any]] = {}
+    for name, runs in sorted(traces.items()):
+        steps = sorted(len(run["steps"]) for run in runs)
+        chosen: dict[str, int] = defaultdict(int)
+        fallbacks = 0
+        for run in runs:
+            for step in run["steps"]:
+                fallbacks += step["note"].startswith("all rejected")
+                if step["chosen"] is not None:
+                    for proposer in step["candidates"][step["chosen"]]["proposers"]:
+                        chosen[proposer.split("#")[0]] += 1
+        total = sum(chosen.values()) or 1
+        ended: dict[str, int] = defaultdict(int)
+        for run in runs:
+            ended[run["ended"]] += 1
+        summary[name] = {
+            "runs": len(runs),
+            "steps_median": float(statistics.median(steps)),
+            "steps_max": steps[-1],
+            "chosen_share": {g: n / total for g, n in sorted(chosen.items())},
+            "guard_fallbacks": fallbacks,
+            "ended": dict(sorted(ended.items())),
+        }
+    return summary
 
 
 # -- rendering ----------------------------------------------------------------------------------------------------
@@ -199,6 +235,14 @@ def render_table(report: Report, console: Console) -> None:
             cells = [f"[on {_heat(v)}] {_fmt(v)} [/]" if v is not None else "-" for v in row]
             heat.add_row(source, *cells)
         console.print(heat)
+    for name, ens in report.ensembles.items():
+        shares = ", ".join(f"{g} {share:.0%}" for g, share in ens["chosen_share"].items())
+        endings = ", ".join(f"{why}: {n}" for why, n in ens["ended"].items())
+        console.print(
+            f"ensemble [bold]{name}[/bold]: {ens['runs']} runs, steps median {ens['steps_median']:g} max "
+            f"{ens['steps_max']}; chosen sentences: {shares}; guard fallbacks {ens['guard_fallbacks']}; "
+            f"ended: {endings}"
+        )
     accuracy = Table(title="accuracy per evaluator")
     evaluators = sorted({e for per in report.accuracy.values() for e in per})
     accuracy.add_column("condition/variant")

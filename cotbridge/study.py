@@ -23,6 +23,7 @@ from cotbridge.answer_removal import remove_answer, remove_answer_by_rule
 from cotbridge.bridge import Bridge
 from cotbridge.datasets import load_dataset
 from cotbridge.datasets.base import Problem
+from cotbridge.ensemble import EnsembleTrace, build_ensemble
 from cotbridge.errors import ConfigError, CotbridgeError
 from cotbridge.model import Model
 from cotbridge.providers.transport import RetryPolicy
@@ -68,8 +69,10 @@ class EnsembleSection(_Strict):
     generators: list[str] = Field(min_length=1)
     evaluators: list[str] = Field(min_length=1)
     candidates: int = Field(3, ge=1)
-    max_steps: int = Field(64, ge=1)
-    max_cot_tokens: int = Field(2048, ge=1)
+    max_steps: int = Field(default=64, ge=1)
+    max_cot_tokens: int = Field(default=2048, ge=1)
+    max_sentence_tokens: int = Field(default=64, ge=1, description="token cap of one proposed sentence")
+    stop_on_any_close: bool = Field(default=True, description="end when any generator closes the reasoning")
 
 
 class RetrySection(_Strict):
@@ -372,11 +375,14 @@ class StudyRunner:
 
         await self._each("explanations", jobs, store_explanations)
 
+        if "ensemble" in conditions:
+            await self._build_ensembles(problems)
+
         # Phase 2: answer removal.
         if "without_answer" in config.variants:
             filter_name = config.study.filter_model
             jobs = []
-            for kind in ("greedy", "sampled"):
+            for kind in ("greedy", "sampled", "ensemble"):
                 for e in self.explanations.get(("full", kind), {}).values():
                     if filter_name == "rule" or filter_name is None:
                         jobs.append(("rule", _ready(remove_answer_by_rule(e), kind)))
@@ -415,6 +421,43 @@ class StudyRunner:
         await self._each("trials", jobs, store_trial)
         return self.summary
 
+    async def _build_ensembles(self, problems: list[Problem]) -> None:
+        """Condition D: one ensemble CoT per [ensembles.NAME] and problem, stored with its trace."""
+        decoding = self.config.study.decoding
+        built = self.explanations.setdefault(("full", "ensemble"), {})
+        jobs: list[tuple[str, Awaitable[Any]]] = []
+        for ens_name, section in self.config.ensembles.items():
+            generators = [self._model(n) for n in section.generators]
+            evaluators = [self._model(n) for n in section.evaluators]
+            self.names[f"ensemble:{ens_name}"] = ens_name
+            for p in problems:
+                job = build_ensemble(
+                    p,
+                    generators,
+                    evaluators,
+                    candidates=section.candidates,
+                    max_steps=section.max_steps,
+                    max_cot_tokens=section.max_cot_tokens,
+                    max_sentence_tokens=section.max_sentence_tokens,
+                    stop_on_any_close=section.stop_on_any_close,
+                    temperature=decoding.sampled_temperature,
+                    seed=decoding.seed,
+                    name=f"ensemble:{ens_name}",
+                )
+                jobs.append((ens_name, job))
+
+        def store(result: tuple[Explanation, EnsembleTrace]) -> None:
+            explanation, trace = result
+            built[(explanation.source_model, explanation.problem_id, 0)] = explanation
+            row = _row_from_explanation(
+                self.name, "ensemble", "full", self.names[explanation.source_model], explanation
+            )
+            row.trace = json.dumps(trace.as_dict())
+            self.results.put_explanations([row])
+            self.summary.explanations += 1
+
+        await self._each("ensembles", jobs, store)
+
     def _trial_inputs(
         self, variant: str, evaluator_name: str, problem: Problem
     ) -> list[tuple[str, str, int, Explanation | str | None]]:
@@ -433,6 +476,10 @@ class StudyRunner:
             for (source, pid, index), e in self.explanations.get((variant, "sampled"), {}).items():
                 if source == evaluator and pid == problem.id:
                     inputs.append(("sampled", evaluator_name, index, e))
+        if "ensemble" in conditions:
+            for (source, pid, _), e in self.explanations.get((variant, "ensemble"), {}).items():
+                if pid == problem.id:
+                    inputs.append(("ensemble", self.names[source], 0, e))
         if "transfer" in conditions:
             for source_name in self.config.generators:
                 source = self._model(source_name).name

@@ -247,7 +247,7 @@ class LlamaCppProvider(_TokenizingProvider):
                 "model": self.served_model,
                 "prompt": prompt_ids,
                 "grammar": grammar,
-                "max_tokens": len(cont_ids) + 1,
+                "max_tokens": len(cont_ids),  # no token after the forced ones: the grammar is spent
                 "temperature": 0.0,
                 "logprobs": 1,
             }
