@@ -98,3 +98,13 @@ async def test_local_model_starts_and_stops(tmp_path: Path) -> None:
     port = urlsplit(base_url).port
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the local server still listens after the bridge closed"
+
+
+async def test_score_a_continuation_spelled_with_byte_tokens(llama_server: str) -> None:
+    """llama.cpp's grammar engine rejects byte tokens that are not UTF-8 on their own; such text is forced as text."""
+    async with Bridge() as bridge:
+        m = bridge.model("llamacpp/smollm2-135m", base_url=llama_server)
+        odd = await m.score("How many are left?", " Seven 겪ower.")
+        plain = await m.score("How many are left?", " Seven.")
+    assert odd.method == "forced-grammar-text" and plain.method == "forced-grammar"
+    assert "".join(t.token for t in odd.tokens).startswith(" Seven") and odd.n_tokens >= 4

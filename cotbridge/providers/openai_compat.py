@@ -241,6 +241,8 @@ class LlamaCppProvider(_TokenizingProvider):
 
     async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
         prompt_ids, cont_ids = await self.continuation_ids(prompt, continuation)
+        if not continuation.isascii() and await self._has_partial_utf8_pieces(continuation):
+            return await self._score_text_grammar(prompt_ids, continuation, len(cont_ids))
         grammar = "root ::= " + " ".join(f"<[{t}]>" for t in cont_ids)
         response = await self.completions(
             {
@@ -263,3 +265,40 @@ class LlamaCppProvider(_TokenizingProvider):
                 endpoint=self.endpoint.public_url,
             )
         return ContinuationScore(tokens=tuple(forced[: len(cont_ids)]), method="forced-grammar", model=self.model_name)
+
+    async def _has_partial_utf8_pieces(self, text: str) -> bool:
+        """Whether the tokenizer spells part of `text` with byte tokens that are not UTF-8 on their own: llama.cpp's
+        grammar engine rejects such a token in a token-id grammar ("empty grammar stack")."""
+        result = await self._root_request("/tokenize", {"content": text, "add_special": False, "with_pieces": True})
+        return any(not isinstance(t.get("piece"), str) for t in result.get("tokens", []) if isinstance(t, dict))
+
+    async def _score_text_grammar(self, prompt_ids: list[int], continuation: str, n_tokens: int) -> ContinuationScore:
+        """Fallback for byte-token continuations: force the text itself. The model then picks its own (greedy)
+        tokenization of the forced text, so the tokens may differ from the canonical ones; the method says so."""
+        escaped = continuation.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+        response = await self.completions(
+            {
+                "model": self.served_model,
+                "prompt": prompt_ids,
+                "grammar": f'root ::= "{escaped}"',
+                "max_tokens": 4 * n_tokens + 8,
+                "temperature": 0.0,
+                "logprobs": 1,
+            }
+        )
+        choice = (response.get("choices") or [{}])[0]
+        entries = (choice.get("logprobs") or {}).get("content") or []
+        target = len(continuation.encode())
+        tokens, seen = [], 0
+        for entry, parsed in zip(entries, parse_logprobs(choice.get("logprobs")) or (), strict=False):
+            if seen >= target:
+                break
+            seen += len(entry.get("bytes") or parsed.token.encode())
+            tokens.append(parsed)
+        if seen != target:
+            raise MalformedResponseError(
+                f"the forced text came back as {seen} bytes, expected {target}",
+                model=self.model_name,
+                endpoint=self.endpoint.public_url,
+            )
+        return ContinuationScore(tokens=tuple(tokens), method="forced-grammar-text", model=self.model_name)
