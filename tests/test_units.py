@@ -115,6 +115,8 @@ def test_refusals_and_empty_outputs_are_not_cacheable() -> None:
     assert not is_cacheable_choice({"message": {"content": None, "refusal": "no"}})
     assert not is_cacheable_choice({"message": {"content": "x"}, "finish_reason": "content_filter"})
     assert not is_cacheable_choice({"text": ""})
+    assert not is_cacheable_choice({"text": "", "finish_reason": "length"})
+    assert is_cacheable_choice({"text": "", "finish_reason": "stop"})  # stopped at once, on purpose
 
 
 def test_retry_after_seconds_and_dates() -> None:

@@ -107,7 +107,12 @@ def _swap(pair: tuple[str | None, str]) -> tuple[str, str | None]:
 
 
 def is_cacheable_choice(choice: dict[str, Any]) -> bool:
-    """Refusals and empty outputs are not cached (DESIGN.md, cache rules): a rerun should try again."""
+    """Refusals and empty outputs are not cached (DESIGN.md, cache rules): a rerun should try again.
+
+    One exception: a text completion that stopped on purpose (finish_reason "stop") with nothing before the stop
+    is a real answer (a model closing its reasoning at once), and not caching it would make a rerun of a sampled
+    request draw a different sample in its place.
+    """
     if choice.get("finish_reason") == "content_filter":
         return False
     message = choice.get("message")
@@ -115,7 +120,7 @@ def is_cacheable_choice(choice: dict[str, Any]) -> bool:
         if message.get("refusal"):
             return False
         return bool(message.get("content") or message.get("reasoning") or message.get("reasoning_content"))
-    return bool(choice.get("text"))
+    return bool(choice.get("text")) or choice.get("finish_reason") == "stop"
 
 
 def first_choice_fields(response: dict[str, Any]) -> dict[str, Any]:
