@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from cotbridge.cache.store import connect, write_transaction
 from cotbridge.errors import ConfigError
 
 TRIAL_KEY = ("study", "condition", "variant", "evaluator", "source", "sample_index", "problem_id")
@@ -126,21 +127,17 @@ class ResultsDB:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA busy_timeout = 60000")
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("BEGIN IMMEDIATE")
-            _create(sqlite_utils.Database(self._conn))
-            self._conn.execute("COMMIT")
+            self._conn = connect(self.path)
+            with write_transaction(self._conn):
+                _create(sqlite_utils.Database(self._conn))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"results DB {self.path!r} is not a usable SQLite database: {exc}") from exc
-        self.db = sqlite_utils.Database(self._conn)
 
     def close(self) -> None:
         self._conn.close()
 
-    def _upsert(self, table: str, rows: list[dict[str, Any]], pk: tuple[str, ...]) -> None:
+    def _upsert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Inserts rows, replacing a row with the same primary key (a retried trial replaces its failure)."""
         if not rows:
             return
         now = time.time()
@@ -148,13 +145,8 @@ class ResultsDB:
             row["created_at"] = now
         columns = list(rows[0])
         sql = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn):
             self._conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
 
     def save_study(self, name: str, config: dict[str, Any]) -> None:
         now = time.time()
@@ -168,10 +160,10 @@ class ResultsDB:
         return [row[0] for row in self._conn.execute("SELECT name FROM studies ORDER BY created_at")]
 
     def put_trials(self, rows: list[TrialRow]) -> None:
-        self._upsert("trials", [asdict(r) for r in rows], TRIAL_KEY)
+        self._upsert("trials", [asdict(r) for r in rows])
 
     def put_explanations(self, rows: list[ExplanationRow]) -> None:
-        self._upsert("explanations", [asdict(r) for r in rows], EXPLANATION_KEY)
+        self._upsert("explanations", [asdict(r) for r in rows])
 
     def finished_trials(self, study: str) -> set[tuple[Any, ...]]:
         """Keys of trials that succeeded (failed ones are tried again on resume)."""

@@ -11,7 +11,8 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -108,6 +109,49 @@ class ResponseRecord:
     logprobs: Any = None
 
 
+def connect(path: str) -> sqlite3.Connection:
+    """A connection with the cache's settings: autocommit (transactions are explicit and short), a busy timeout,
+    WAL and synchronous=NORMAL on files, memory-mapped reads and a large page cache."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if path != ":memory:":
+        _enable_wal(conn)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    # Lookups read through memory-mapped pages instead of a read() call per page, and a larger page cache keeps
+    # a study's working set: a warm run is mostly random primary-key reads.
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+    conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+    return conn
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # WAL is a property of the file, set once. Switching to it needs a moment alone with the file, and SQLite
+    # answers "locked" at once (not after busy_timeout) while another process opens it: so wait here.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One short write transaction, taken at once (BEGIN IMMEDIATE) so that writers queue on the busy timeout
+    instead of failing on an upgrade; committed on success, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class ResponseStore:
     """Responses keyed by request key, in one SQLite file (or ":memory:")."""
 
@@ -120,41 +164,17 @@ class ResponseStore:
                     f"cache file {self.path!r}: folder {str(parent)!r} does not exist; create it or pass another path"
                 )
         try:
-            # isolation_level=None: autocommit; transactions are explicit and short.
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if self.path != ":memory:":
-                self._enable_wal()
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            # Lookups read through memory-mapped pages instead of a read() call per page, and a larger page
-            # cache keeps a study's working set: a warm run is mostly random primary-key reads.
-            self._conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-            self._conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+            self._conn = connect(self.path)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cache file {self.path!r} is not a usable SQLite database: {exc}") from exc
         self._hits: Counter[tuple[str, str]] = Counter()
         self._pending_hits = 0
 
-    def _enable_wal(self) -> None:
-        # WAL is a property of the file, set once. Switching to it needs a moment alone with the file, and SQLite
-        # answers "locked" at once (not after busy_timeout) while another process opens it: so wait here.
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    self._conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
     def _migrate(self) -> None:
         db = sqlite_utils.Database(self._conn)
-        # BEGIN IMMEDIATE serializes two processes that open a new file at the same moment.
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        # One immediate transaction serializes two processes that open a new file at the same moment.
+        with write_transaction(self._conn):
             db["_cotbridge_migrations"].create(  # type: ignore[union-attr]
                 {"name": str, "applied_at": float}, pk="name", if_not_exists=True
             )
@@ -166,10 +186,6 @@ class ResponseStore:
                         "INSERT INTO _cotbridge_migrations (name, applied_at) VALUES (?, ?)",
                         (name, time.time()),
                     )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
 
     # -- hot path ---------------------------------------------------------------------------------------------
 
@@ -214,18 +230,13 @@ class ResponseStore:
         ]
         if not rows:
             return
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn):
             self._conn.executemany(
                 "INSERT OR IGNORE INTO responses (key, op, provider, endpoint, model, sample_index, request,"
                 " response, prompt_tokens, completion_tokens, reasoning_tokens, content, reasoning, finish_reason,"
                 " logprobs, latency_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
 
     def flush_hits(self) -> None:
         """Writes the hit counts gathered in memory."""
@@ -233,18 +244,13 @@ class ResponseStore:
             return
         now = time.time()
         updates = [(provider, model, count, now) for (provider, model), count in self._hits.items()]
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn):
             self._conn.executemany(
                 "INSERT INTO hits (provider, model, hits, last_hit_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (provider, model) DO UPDATE SET hits = hits + excluded.hits,"
                 " last_hit_at = excluded.last_hit_at",
                 updates,
             )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
         self._hits.clear()
         self._pending_hits = 0
 
