@@ -358,3 +358,40 @@ def test_models_check_reports_prompt_scoring(vllm: VLLMServer) -> None:
     assert "ok" in lines["health"] and vllm.served in lines["served"]
     assert "yes (prompt-logprobs)" in lines["prompt scoring"], result.stdout
     assert "yes" in lines["chat"] and "yes" in lines["completions"] and "yes" in lines["logprobs"]
+
+
+async def test_transfer_on_vllm_sends_the_exact_prompt_as_token_ids(vllm: VLLMServer, tmp_path: Path) -> None:
+    """Prefill on vLLM: the problem rendered by vLLM's template, the CoT in <think>, closed, sent as token ids."""
+    from cotbridge import load_dataset
+
+    problem = load_dataset("builtin:arithmetic")[0]
+    cot = "Add the two numbers. The sum is what is asked."
+    db = tmp_path / "c.db"
+    async with Bridge(cache=db) as bridge:
+        m = bridge.model(vllm.model, base_url=vllm.url, thinking_format="think-tags")
+        rendered = await m.render(problem.prompt)
+        answer = await m.answer(problem, cot, max_tokens=16, answer_prefix="Answer:")
+        own = await m.explain(problem, max_tokens=32, answer_max_tokens=16, answer_prefix="Answer:")
+    assert answer.mode == "prefill"
+    assert answer.prompt_text == rendered + "<think>\n" + cot + "\n</think>\n\nAnswer:"
+    assert answer.text.startswith("Answer:") and cot not in answer.text
+    sent = [
+        json.loads(r) for (r,) in sqlite3.connect(db).execute("SELECT request FROM responses WHERE op = 'completions'")
+    ]
+    expected_ids = await token_ids(vllm, answer.prompt_text, add_special=False)
+    assert any(body["prompt"] == expected_ids for body in sent), "the exact prompt must go as token ids"
+    assert own.prompt_text == rendered + "<think>\n" and own.cot
+
+
+async def test_ensemble_on_vllm(vllm: VLLMServer) -> None:
+    from cotbridge import load_dataset
+
+    problem = load_dataset("builtin:arithmetic")[1]
+    async with Bridge() as bridge:
+        m = bridge.model(vllm.model, base_url=vllm.url, thinking_format="think-tags")
+        explanation, trace = await bridge.ensemble(
+            problem, generators=[m], evaluators=[m], candidates=2, max_steps=3, max_sentence_tokens=32, seed=3
+        )
+    chosen = [s.candidates[s.chosen].text for s in trace.steps if s.chosen is not None]
+    assert trace.ended and explanation.cot == "".join(chosen).strip()
+    assert all(c.scores for s in trace.steps for c in s.candidates if c.text.strip())
