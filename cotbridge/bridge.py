@@ -21,6 +21,7 @@ from cotbridge.providers import (
     RetryPolicy,
     VLLMProvider,
 )
+from cotbridge.providers.hosted import HOSTED, HostedProvider
 from cotbridge.reasoning import Explanation, InjectionMode
 from cotbridge.types import BridgeStats
 
@@ -29,6 +30,8 @@ REMOTE_PROVIDERS: dict[str, type[OpenAICompatProvider]] = {
     "llamacpp": LlamaCppProvider,
     "openai-compatible": OpenAICompatProvider,
 }
+# Hosted APIs that need their own SDK or litellm; named so the error can say so.
+NOT_YET = frozenset({"openai", "anthropic", "gemini"})
 # Each server's own default address; openai-compatible has none and needs base_url.
 DEFAULT_BASE_URLS = {"vllm": "http://127.0.0.1:8000/v1", "llamacpp": "http://127.0.0.1:8080/v1"}
 
@@ -139,11 +142,18 @@ class Bridge:
                 )
                 self._models[cache_key] = Model(self, provider, thinking_format=thinking_format, injection=injection)
             return self._models[cache_key]
+        hosted = HOSTED.get(provider_name)
         provider_cls = REMOTE_PROVIDERS.get(provider_name)
-        if provider_cls is None:
-            known = ", ".join([*REMOTE_PROVIDERS, "local"])
+        if provider_cls is None and hosted is None:
+            if provider_name in NOT_YET:
+                raise ConfigError(
+                    f"{model}: provider {provider_name!r} is not available in this version of cotbridge; for an "
+                    "OpenAI-compatible gateway to it use openai-compatible/MODEL with base_url"
+                )
+            known = ", ".join([*REMOTE_PROVIDERS, *HOSTED, "local"])
             raise ConfigError(f"unknown provider {provider_name!r} in {model!r}; known providers: {known}")
-        url = base_url or os.environ.get(env_var(provider_name, "BASE_URL")) or DEFAULT_BASE_URLS.get(provider_name)
+        default_url = hosted.base_url if hosted else DEFAULT_BASE_URLS.get(provider_name)
+        url = base_url or os.environ.get(env_var(provider_name, "BASE_URL")) or default_url
         if not url:
             raise ConfigError(f"{model}: no base_url; pass base_url=... or set {env_var(provider_name, 'BASE_URL')}")
         if not url.startswith(("http://", "https://")):
@@ -154,14 +164,24 @@ class Bridge:
                 raise ConfigError(f"{model}: environment variable {api_key_env} (api_key_env) is not set")
         if api_key is None:
             api_key = os.environ.get(env_var(provider_name, "API_KEY"))
+        if api_key is None and hosted is not None:
+            api_key = os.environ.get(hosted.key_env)
+            if not api_key:
+                raise ConfigError(
+                    f"{model}: no API key; set the environment variable {hosted.key_env} "
+                    "(or name another one with api_key_env)"
+                )
         cache_key = (model, url.rstrip("/"), api_key, thinking_format, injection)
         existing = self._models.get(cache_key)
         if existing is not None:
             return existing
         endpoint = self._endpoint(url, api_key, max_concurrency, timeout_s)
-        created = Model(
-            self, provider_cls(model, model_id, endpoint), thinking_format=thinking_format, injection=injection
-        )
+        if hosted is not None:
+            remote: OpenAICompatProvider = HostedProvider(hosted, model, model_id, endpoint)
+        else:
+            assert provider_cls is not None
+            remote = provider_cls(model, model_id, endpoint)
+        created = Model(self, remote, thinking_format=thinking_format, injection=injection)
         self._models[cache_key] = created
         return created
 

@@ -27,6 +27,7 @@ from cotbridge.report import build_report, render_csv, render_html, render_json,
 from cotbridge.results import ResultsDB
 from cotbridge.study import Progress as StudyProgress
 from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
+from cotbridge.transfer import resolve_mode
 from cotbridge.types import Message
 
 DEFAULT_MODEL = "local/smollm2-135m"
@@ -78,7 +79,13 @@ async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[st
     """Probes what a model's server actually does: health, served models, chat, completions, logprobs, scoring."""
     model = bridge.model(name, base_url=base_url)
     caps = model.capabilities
-    row: dict[str, Any] = {"model": name, "provider": model.provider.name}
+    row: dict[str, Any] = {
+        "model": name,
+        "provider": model.provider.name,
+        "thinking format": model.thinking_format.name,
+        "CoT visible": caps.reasoning_visibility,
+        "injection": resolve_mode(model, None),
+    }
     try:
         await model._start()
         health = await model.provider.health()
@@ -112,6 +119,9 @@ async def _models_check(args: argparse.Namespace) -> int:
     columns = [
         "model",
         "provider",
+        "thinking format",
+        "CoT visible",
+        "injection",
         "health",
         "served",
         "chat",

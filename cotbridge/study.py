@@ -290,7 +290,20 @@ class StudyRunner:
 
         for name in self.config.models:
             model = self._model(name)
-            if self.config.models[name].injection == "prefill":
+            section = self.config.models[name]
+            if section.generator and "transfer" in self.config.study.conditions:
+                visibility = model.capabilities.reasoning_visibility
+                if visibility != "raw":
+                    raise ConfigError(
+                        f"[models.{name}]: {model.name} returns only a {visibility} of its reasoning, so its CoT "
+                        "cannot be transferred; set generator = false"
+                    )
+                if model.thinking_format.name == "none":
+                    raise ConfigError(
+                        f"[models.{name}]: {model.name} has no reasoning channel (thinking format 'none'), so it "
+                        "writes no CoT to transfer; set thinking_format (e.g. 'think-tags') or generator = false"
+                    )
+            if section.injection == "prefill":
                 try:
                     resolve_mode(model, "prefill")
                 except ConfigError as exc:

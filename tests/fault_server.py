@@ -10,6 +10,7 @@ The `model` field of each request picks the behaviour, so one server covers ever
   malformed     answers 200 with a body that is not JSON
   hang          never answers within any sane timeout
   empty         answers 200 with an empty message
+  reasoner      answers like DeepSeek's reasoner: the reasoning in `reasoning_content`, the answer in `content`
 It counts requests, per model and in total, and the most requests per model it held at once. Run it in a thread
 (`FaultServer().start()`) or as a script: `python tests/fault_server.py PORT`.
 """
@@ -136,6 +137,12 @@ class FaultServer:
         elif model == "empty":
             reply = completion_for(body)
             reply["choices"][0]["message"]["content"] = ""
+            return web.json_response(reply)
+        elif model in ("reasoner", "deepseek-reasoner"):
+            reply = completion_for(body)
+            for choice in reply["choices"]:
+                choice["message"]["reasoning_content"] = "Add 17 and 25. That makes 42."
+                choice["message"]["content"] = "Answer: 42"
             return web.json_response(reply)
         elif model == "hang":
             await asyncio.sleep(3600)

@@ -47,6 +47,7 @@ thinking_format = "think-tags"
 [models.generic]
 model = "openai-compatible/ok"
 base_url = "{faults}"
+generator = false
 """
 
 
@@ -77,6 +78,15 @@ def test_examples_parse_and_the_demo_is_the_embedded_example() -> None:
     assert packaged == (REPO / "examples" / "embedded_default.toml").read_text()
 
 
+def test_a_generator_without_a_cot_is_refused_before_any_request(faults: FaultServer, tmp_path: Path) -> None:
+    import asyncio
+
+    text = BASE.format(llama="http://127.0.0.1:9/v1", faults=faults.base_url).replace("generator = false\n", "")
+    with pytest.raises(ConfigError, match=r"\[models.generic\].*no reasoning channel.*generator = false"):
+        asyncio.run(run_study(parse_study(text), tmp_path / "r.db"))
+    assert faults.total == 0
+
+
 def test_prefill_on_a_model_that_cannot_is_refused_before_any_request(faults: FaultServer, tmp_path: Path) -> None:
     text = BASE.format(llama="http://127.0.0.1:9/v1", faults=faults.base_url) + 'injection = "prefill"\n'
     with pytest.raises(ConfigError, match=r"\[models.generic\].*cannot take a CoT in 'prefill' mode"):
@@ -93,9 +103,9 @@ def study_db(llama_server: str, fault_server: FaultServer, tmp_path_factory: pyt
 
     db = tmp_path_factory.mktemp("study") / "r.db"
     summary = asyncio.run(run_study(parse_study(BASE.format(llama=llama_server, faults=fault_server.base_url)), db))
-    # 3 problems; evaluators smol and generic; both are generators.
-    # empty 3x2 + default 2 variants x 3x2 + sampled 2 variants x 3x2 + transfer 2 sources x 2 variants x 3x2
-    assert summary.trials == 6 + 12 + 12 + 24 and not summary.failures
+    # 3 problems; evaluators smol and generic; smol is the only generator.
+    # empty 3x2 + default 2 variants x 3x2 + sampled 2 variants x 3x2 + transfer 1 source x 2 variants x 3x2
+    assert summary.trials == 6 + 12 + 12 + 12 and not summary.failures
     return db
 
 
@@ -113,7 +123,7 @@ async def test_mixed_study_runs_resumes_and_keeps_failures(
     results.close()
     requests_before = faults.total
     again = await run_study(config, db)
-    assert again.trials == 12 and again.skipped == 42
+    assert again.trials == 6 and again.skipped == 36
     assert faults.total == requests_before, "finished work must come from the cache"
 
     # A model whose server is down fails alone; its failures are listed and stored.
@@ -134,7 +144,8 @@ def test_report_formats(study_db: Path) -> None:
     names = {(c.name, c.variant) for c in report.conditions}
     assert {("empty", "full"), ("default", "without_answer"), ("transfer:smol", "full")} <= names
     assert set(report.matrix) == {"full", "without_answer"}
-    assert report.matrix["full"]["sources"] == ["generic", "smol"]
+    assert report.matrix["full"]["sources"] == ["smol"]
+    assert report.matrix["full"]["targets"] == ["generic", "smol"]
     page = render_html(report)
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
     out = subprocess.run(

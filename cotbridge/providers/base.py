@@ -25,6 +25,9 @@ class Capabilities:
     chat_template: bool = False
     reasoning_field: bool = False
     n_samples: bool = True
+    # "raw": the CoT itself comes back (open models, DeepSeek's reasoning_content); "summary": only a summary
+    # (OpenAI, Gemini); "none": no reasoning at all. Only a raw CoT can be transferred to another model.
+    reasoning_visibility: str = "raw"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
