@@ -22,6 +22,7 @@ from cotbridge.providers import (
     VLLMProvider,
 )
 from cotbridge.providers.hosted import HOSTED, HostedProvider
+from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.reasoning import Explanation, InjectionMode
 from cotbridge.types import BridgeStats
 
@@ -93,7 +94,13 @@ class Bridge:
             self._store = None
 
     def _endpoint(
-        self, base_url: str, api_key: str | None, max_concurrency: int | None, timeout_s: float | None
+        self,
+        base_url: str,
+        api_key: str | None,
+        max_concurrency: int | None,
+        timeout_s: float | None,
+        rpm: int | None = None,
+        tpm: int | None = None,
     ) -> Endpoint:
         key = (base_url.rstrip("/"), api_key)
         endpoint = self._endpoints.get(key)
@@ -105,8 +112,11 @@ class Bridge:
                 timeout_s=timeout_s or self.timeout_s,
                 retry=self.retry,
                 stats=self.stats,
+                limiter=RateLimiter(rpm, tpm) if rpm or tpm else None,
             )
             self._endpoints[key] = endpoint
+        elif (rpm or tpm) and endpoint.limiter is None:
+            endpoint.limiter = RateLimiter(rpm, tpm)
         return endpoint
 
     def model(
@@ -120,6 +130,8 @@ class Bridge:
         timeout_s: float | None = None,
         thinking_format: str | None = None,
         injection: InjectionMode | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
     ) -> Model:
         """A model by its `provider/model-id` string.
 
@@ -128,6 +140,8 @@ class Bridge:
         from api_key, else the variable named by api_key_env, else $COTBRIDGE_<PROVIDER>_API_KEY.
         thinking_format overrides the family guessed from the model id (think-tags, openthinker, harmony,
         reasoning-field, none); injection sets the default CoT injection mode (prefill or context).
+        rpm / tpm: requests and tokens per minute allowed on this model's endpoint (the first limits given for an
+        endpoint apply to every model on it).
         """
         provider_name, sep, model_id = model.partition("/")
         if not sep or not model_id:
@@ -175,7 +189,7 @@ class Bridge:
         existing = self._models.get(cache_key)
         if existing is not None:
             return existing
-        endpoint = self._endpoint(url, api_key, max_concurrency, timeout_s)
+        endpoint = self._endpoint(url, api_key, max_concurrency, timeout_s, rpm, tpm)
         if hosted is not None:
             remote: OpenAICompatProvider = HostedProvider(hosted, model, model_id, endpoint)
         else:

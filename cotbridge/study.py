@@ -59,6 +59,8 @@ class ModelSection(_Strict):
     thinking_format: Literal["think-tags", "openthinker", "harmony", "reasoning-field", "none"] | None = None
     injection: Literal["prefill", "context"] | None = None
     concurrency: int | None = Field(None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute allowed (hosted APIs)")
+    tpm: int | None = Field(default=None, ge=1, description="tokens per minute allowed (hosted APIs)")
     generator: bool = Field(True, description="writes CoTs for the transfer condition")
     evaluator: bool = Field(True, description="answers under every condition")
 
@@ -278,6 +280,8 @@ class StudyRunner:
                     max_concurrency=section.concurrency,
                     thinking_format=section.thinking_format,
                     injection=section.injection,
+                    rpm=section.rpm,
+                    tpm=section.tpm,
                 )
             except ConfigError as exc:
                 raise ConfigError(f"[models.{name}]: {exc}") from None

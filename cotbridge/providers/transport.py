@@ -33,6 +33,7 @@ from cotbridge.errors import (
     MalformedResponseError,
     ProviderError,
 )
+from cotbridge.providers.ratelimit import RateLimiter, estimate_tokens
 from cotbridge.types import BridgeStats
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -105,6 +106,7 @@ class Endpoint:
         timeout_s: float,
         retry: RetryPolicy,
         stats: BridgeStats,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.root_url = server_root(self.base_url)
@@ -117,6 +119,10 @@ class Endpoint:
         self._backoff = wait_exponential_jitter(
             multiplier=retry.initial_wait_s, max=retry.max_wait_s, jitter=retry.jitter_s
         )
+        self.limiter = limiter
+        # After a 429 with Retry-After, every request to this endpoint waits, not only the one that got it:
+        # a storm of 429s then slows the run down instead of exhausting each request's retries.
+        self._paused_until = 0.0
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
 
@@ -152,6 +158,10 @@ class Endpoint:
         try:
             session = self._ensure_session()
             assert self._semaphore is not None
+            if self._paused_until and (pause := self._paused_until - time.monotonic()) > 0:
+                await asyncio.sleep(pause)
+            if self.limiter is not None:
+                await self.limiter.acquire(estimate_tokens(body))
             async with self._semaphore:
                 self.stats.requests += 1
                 try:
@@ -179,7 +189,10 @@ class Endpoint:
                 detail = self._redact(answer.decode("utf-8", "replace"))[:_ERROR_TEXT_LIMIT].strip()
                 error = APIStatusError(detail or "(empty body)", model=model, endpoint=self.public_url, status=status)
                 if status in TRANSIENT_STATUSES:
-                    raise _Transient(error, parse_retry_after(retry_after))
+                    wait = parse_retry_after(retry_after)
+                    if status == 429 and wait:
+                        self._paused_until = max(self._paused_until, time.monotonic() + wait)
+                    raise _Transient(error, wait)
                 raise error
             if not expect_json:
                 return answer
