@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from cotbridge.cache import ResponseStore, SingleFlight
+from cotbridge.costs import Budget, Price
 from cotbridge.datasets.base import Problem
 from cotbridge.ensemble import EnsembleTrace, build_ensemble
 from cotbridge.errors import ConfigError
@@ -47,6 +48,7 @@ class Bridge:
 
     cache: path of the SQLite cache file, ":memory:", or None to send every request.
     max_concurrency: default bound on in-flight requests per endpoint (also its connection limit).
+    budget_usd: a spending limit over every model given a price (`Bridge.model(..., price=Price(...))`).
     timeout_s: per-request timeout; retry: how transient failures are retried.
     """
 
@@ -57,6 +59,7 @@ class Bridge:
         max_concurrency: int = 16,
         timeout_s: float = 600.0,
         retry: RetryPolicy | None = None,
+        budget_usd: float | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -64,6 +67,7 @@ class Bridge:
         self.max_concurrency = max_concurrency
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
+        self.budget = Budget(budget_usd) if budget_usd is not None else None
         self._store = ResponseStore(cache) if cache is not None else None
         self._inflight: SingleFlight[Any] = SingleFlight()
         self._endpoints: dict[tuple[str, str | None], Endpoint] = {}
@@ -132,6 +136,7 @@ class Bridge:
         injection: InjectionMode | None = None,
         rpm: int | None = None,
         tpm: int | None = None,
+        price: Price | None = None,
     ) -> Model:
         """A model by its `provider/model-id` string.
 
@@ -141,7 +146,7 @@ class Bridge:
         thinking_format overrides the family guessed from the model id (think-tags, openthinker, harmony,
         reasoning-field, none); injection sets the default CoT injection mode (prefill or context).
         rpm / tpm: requests and tokens per minute allowed on this model's endpoint (the first limits given for an
-        endpoint apply to every model on it).
+        endpoint apply to every model on it). price: USD per million tokens, for costs and the bridge's budget.
         """
         provider_name, sep, model_id = model.partition("/")
         if not sep or not model_id:
@@ -154,7 +159,9 @@ class Bridge:
                 provider = LocalProvider(
                     model, model_id, lambda url: self._endpoint(url, None, max_concurrency, timeout_s)
                 )
-                self._models[cache_key] = Model(self, provider, thinking_format=thinking_format, injection=injection)
+                self._models[cache_key] = Model(
+                    self, provider, thinking_format=thinking_format, injection=injection, price=price
+                )
             return self._models[cache_key]
         hosted = HOSTED.get(provider_name)
         provider_cls = REMOTE_PROVIDERS.get(provider_name)
@@ -195,7 +202,7 @@ class Bridge:
         else:
             assert provider_cls is not None
             remote = provider_cls(model, model_id, endpoint)
-        created = Model(self, remote, thinking_format=thinking_format, injection=injection)
+        created = Model(self, remote, thinking_format=thinking_format, injection=injection, price=price)
         self._models[cache_key] = created
         return created
 

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from cotbridge import transfer
 from cotbridge.cache.keys import canonical_json, request_key_function
 from cotbridge.cache.store import CachedResponse, ResponseRecord
+from cotbridge.costs import Price
 from cotbridge.datasets.base import Problem
 from cotbridge.errors import ConfigError, MalformedResponseError, UnsupportedOperation
 from cotbridge.providers import Capabilities, VLLMProvider
+from cotbridge.providers.ratelimit import estimate_tokens
 from cotbridge.providers.response import (
     first_choice_fields,
     is_cacheable_choice,
@@ -88,6 +90,18 @@ class _Result:
         )
 
 
+def _split_usage(usage: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """One response's usage shared out over its `count` samples, so that the samples' usages add up to it (servers
+    report one total for all choices)."""
+    shares: list[dict[str, Any]] = [{} for _ in range(count)]
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = usage.get(name)
+        if isinstance(value, int):
+            for i in range(count):
+                shares[i][name] = value // count + (1 if i < value % count else 0)
+    return shares
+
+
 class Model:
     """One model on one endpoint. Get it from `Bridge.model(...)`."""
 
@@ -98,8 +112,10 @@ class Model:
         *,
         thinking_format: str | None = None,
         injection: InjectionMode | None = None,
+        price: Price | None = None,
     ) -> None:
         self._bridge = bridge
+        self.price = price
         self.provider = provider
         self.name: str = provider.model_name
         self.thinking_format: ThinkingFormat = detect_format(self.name, thinking_format)
@@ -508,7 +524,23 @@ class Model:
         if compute is not None:
             return compute()
         send = body if count == 1 else {**body, "n": count}
-        return self.provider.chat(send) if op == "chat" else self.provider.completions(send)
+        call = self.provider.chat if op == "chat" else self.provider.completions
+        if self.price is not None and self._bridge.budget is not None:
+            return self._send_within_budget(call, send)
+        return call(send)
+
+    async def _send_within_budget(self, call: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """A priced request under a budget: refused before it could pass the limit, then charged what it cost."""
+        budget, price = self._bridge.budget, self.price
+        assert budget is not None and price is not None
+        reserved = budget.reserve(price, estimate_tokens(body), self.name)
+        actual = 0.0
+        try:
+            response: dict[str, Any] = await call(body)
+            actual = price.cost(parse_usage(response))
+            return response
+        finally:
+            budget.settle(reserved, actual)
 
     def _per_sample(self, response: dict[str, Any], count: int, computed: bool) -> list[dict[str, Any]]:
         """Splits a response into one response per sample (each with its own single choice); counts tokens."""
@@ -529,9 +561,11 @@ class Model:
             stats.completion_tokens += int(usage.get("completion_tokens") or 0)
         if count == 1:
             return [response]
-        head = {k: v for k, v in response.items() if k != "choices"}
+        head = {k: v for k, v in response.items() if k != "choices" and k != "usage"}
         choices = sorted(choices, key=lambda c: c.get("index", 0))
-        return [{**head, "choices": [{**choice, "index": 0}]} for choice in choices[:count]]
+        shares = _split_usage(usage or {}, count)
+        pairs = zip(choices[:count], shares, strict=True)
+        return [{**head, "usage": share, "choices": [{**c, "index": 0}]} for c, share in pairs]
 
     async def _fetch_and_store(
         self, op: str, body: dict[str, Any], indices: list[int], keys: list[str], compute: Any

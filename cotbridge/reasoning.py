@@ -16,6 +16,7 @@ from typing import Literal
 from cotbridge.datasets.base import Score
 from cotbridge.errors import ConfigError
 from cotbridge.sentences import split_sentences
+from cotbridge.types import Usage
 
 __all__ = [
     "FORMATS",
@@ -180,6 +181,7 @@ class Explanation:
     prompt_text: str | None = None
     removal: RemovalReport | None = None
     without_answer: Explanation | None = None
+    usage: Usage = Usage()  # tokens of every generation that made it (the CoT and the answer after it)
 
     @property
     def sentences(self) -> list[str]:
@@ -217,6 +219,7 @@ class Answer:
     source_model: str | None
     prompt_text: str | None = None
     cached: bool = False
+    usage: Usage = Usage()
 
     @property
     def parsed(self) -> str | None:

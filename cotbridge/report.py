@@ -71,6 +71,7 @@ class Report:
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # "label/variant" -> evaluator -> acc
     matrix: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> sources, targets, values
     ensembles: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> steps, chosen share, endings
+    costs: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> per condition tokens and USD
     failures: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -81,6 +82,7 @@ class Report:
             "accuracy": self.accuracy,
             "matrix": self.matrix,
             "ensembles": self.ensembles,
+            "costs": self.costs,
             "failures": self.failures,
         }
 
@@ -153,7 +155,45 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
                 "values": [[None if math.isnan(v) else float(v) for v in row] for row in grid.values],
             }
     report.ensembles = ensemble_summary(results, study)
+    report.costs = cost_summary(results, study, trials)
     return report
+
+
+def cost_summary(results: ResultsDB, study: str, trials: list[TrialRow]) -> dict[str, dict[str, Any]]:
+    """Tokens per model and condition (CoT generation counted apart), in USD where the study gave a price."""
+    models = results.study_config(study).get("models") or {}
+    prices = {name: m.get("price") for name, m in models.items() if isinstance(m, dict)}
+    tokens: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    for t in trials:
+        counts = tokens[t.evaluator][f"{condition_label(t)}/{t.variant}"]
+        counts[0] += t.prompt_tokens
+        counts[1] += t.completion_tokens
+        counts[2] += t.reasoning_tokens
+    for e in results.explanations(study):
+        counts = tokens[e.source][f"CoTs ({e.kind}, {e.variant})"]
+        counts[0] += e.prompt_tokens
+        counts[1] += e.completion_tokens
+        counts[2] += e.reasoning_tokens
+    summary: dict[str, dict[str, Any]] = {}
+    for model, per in sorted(tokens.items()):
+        price = prices.get(model)
+        rows = {}
+        for label, (prompt, completion, reasoning) in sorted(per.items()):
+            usd = (prompt * price["input"] + completion * price["output"]) / 1e6 if price else None
+            rows[label] = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "reasoning_tokens": reasoning,
+                "usd": usd,
+            }
+        total_usd = sum(r["usd"] or 0.0 for r in rows.values()) if price else None
+        summary[model] = {
+            "rows": rows,
+            "prompt_tokens": sum(r["prompt_tokens"] for r in rows.values()),
+            "completion_tokens": sum(r["completion_tokens"] for r in rows.values()),
+            "usd": total_usd,
+        }
+    return summary
 
 
 def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]]:
@@ -243,6 +283,14 @@ def render_table(report: Report, console: Console) -> None:
             f"{ens['steps_max']}; chosen sentences: {shares}; guard fallbacks {ens['guard_fallbacks']}; "
             f"ended: {endings}"
         )
+    if report.costs:
+        costs = Table(title="tokens and cost per model (CoT generation and every trial)", box=box.SIMPLE_HEAD)
+        for column in ("model", "prompt tokens", "completion tokens", "USD"):
+            costs.add_column(column, justify="left" if column == "model" else "right")
+        for model, spent in report.costs.items():
+            usd = "-" if spent["usd"] is None else f"{spent['usd']:.4f}"
+            costs.add_row(model, f"{spent['prompt_tokens']:,}", f"{spent['completion_tokens']:,}", usd)
+        console.print(costs)
     accuracy = Table(title="accuracy per evaluator")
     evaluators = sorted({e for per in report.accuracy.values() for e in per})
     accuracy.add_column("condition/variant")

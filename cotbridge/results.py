@@ -47,6 +47,9 @@ class TrialRow:
     correct: bool | None
     prompt_text: str | None = None
     error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -69,6 +72,12 @@ class ExplanationRow:
     removal: str | None = None  # JSON of the RemovalReport
     trace: str | None = None  # JSON: the ensemble trace
     error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "reasoning_tokens")
 
 
 def _create(db: sqlite_utils.Database) -> None:
@@ -119,6 +128,12 @@ def _create(db: sqlite_utils.Database) -> None:
         pk=EXPLANATION_KEY,
         if_not_exists=True,
     )
+    # Token counts came later: add them to a results DB made before.
+    for name in ("trials", "explanations"):
+        table = db[name]
+        for column in USAGE_COLUMNS:
+            if column not in table.columns_dict:  # type: ignore[union-attr]
+                table.add_column(column, int, not_null_default=0)  # type: ignore[union-attr]
 
 
 class ResultsDB:
@@ -156,6 +171,10 @@ class ResultsDB:
             (name, json.dumps(config), now, now),
         )
 
+    def study_config(self, name: str) -> dict[str, Any]:
+        row = self._conn.execute("SELECT config FROM studies WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
     def studies(self) -> list[str]:
         return [row[0] for row in self._conn.execute("SELECT name FROM studies ORDER BY created_at")]
 
@@ -179,7 +198,8 @@ class ResultsDB:
     def explanations(self, study: str) -> Iterator[ExplanationRow]:
         cursor = self._conn.execute(
             "SELECT study, problem_id, source, kind, sample_index, variant, cot, final_text, answer, normalized,"
-            " correct, truncated, prompt_text, removal, trace, error FROM explanations WHERE study = ?",
+            " correct, truncated, prompt_text, removal, trace, error, prompt_tokens, completion_tokens,"
+            " reasoning_tokens FROM explanations WHERE study = ?",
             (study,),
         )
         for row in cursor:
@@ -191,7 +211,7 @@ class ResultsDB:
     def trials(self, study: str | None = None) -> Iterator[TrialRow]:
         sql = (
             "SELECT study, condition, variant, evaluator, source, sample_index, problem_id, mode, text, answer,"
-            " normalized, correct, prompt_text, error FROM trials"
+            " normalized, correct, prompt_text, error, prompt_tokens, completion_tokens, reasoning_tokens FROM trials"
         )
         cursor = self._conn.execute(sql + " WHERE study = ?", (study,)) if study else self._conn.execute(sql)
         for row in cursor:

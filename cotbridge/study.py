@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cotbridge.answer_removal import remove_answer, remove_answer_by_rule
 from cotbridge.bridge import Bridge
+from cotbridge.costs import BudgetExceeded, Price
 from cotbridge.datasets import load_dataset
 from cotbridge.datasets.base import Problem
 from cotbridge.ensemble import EnsembleTrace, build_ensemble
@@ -50,6 +51,13 @@ class Decoding(_Strict):
     )
 
 
+class PriceSection(_Strict):
+    """USD per million tokens; reasoning tokens are billed as output."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class ModelSection(_Strict):
     """[models.NAME]: one model of the study."""
 
@@ -61,6 +69,7 @@ class ModelSection(_Strict):
     concurrency: int | None = Field(None, ge=1)
     rpm: int | None = Field(default=None, ge=1, description="requests per minute allowed (hosted APIs)")
     tpm: int | None = Field(default=None, ge=1, description="tokens per minute allowed (hosted APIs)")
+    price: PriceSection | None = Field(default=None, description="USD per million input and output tokens")
     generator: bool = Field(True, description="writes CoTs for the transfer condition")
     evaluator: bool = Field(True, description="answers under every condition")
 
@@ -99,6 +108,9 @@ class StudySection(_Strict):
     answer_removal: Literal["none", "filter", "both"] = "none"
     filter_model: str | None = Field(None, description="a [models] name, or 'rule' for the model-free filter")
     samples: int = Field(1, ge=1, description="CoT samples per model for the 'sampled' condition")
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="stop before priced models would spend more than this (finished work kept)"
+    )
     decoding: Decoding = Decoding()
     retry: RetrySection = RetrySection()
 
@@ -207,6 +219,7 @@ class RunSummary:
     skipped: int = 0
     explanations: int = 0
     failures: list[str] = field(default_factory=list)
+    over_budget: int = 0  # items not run because they could have passed budget_usd
 
 
 def _row_from_answer(
@@ -226,6 +239,9 @@ def _row_from_answer(
         normalized=answer.score.normalized,
         correct=answer.score.correct,
         prompt_text=answer.prompt_text,
+        prompt_tokens=answer.usage.prompt_tokens,
+        completion_tokens=answer.usage.completion_tokens,
+        reasoning_tokens=answer.usage.reasoning_tokens,
     )
 
 
@@ -245,6 +261,9 @@ def _row_from_explanation(study: str, kind: str, variant: str, source: str, e: E
         truncated=e.truncated,
         prompt_text=e.prompt_text,
         removal=json.dumps(asdict(e.removal)) if e.removal else None,
+        prompt_tokens=e.usage.prompt_tokens,
+        completion_tokens=e.usage.completion_tokens,
+        reasoning_tokens=e.usage.reasoning_tokens,
     )
 
 
@@ -282,6 +301,7 @@ class StudyRunner:
                     injection=section.injection,
                     rpm=section.rpm,
                     tpm=section.tpm,
+                    price=Price(section.price.input, section.price.output) if section.price else None,
                 )
             except ConfigError as exc:
                 raise ConfigError(f"[models.{name}]: {exc}") from None
@@ -320,6 +340,12 @@ class StudyRunner:
         async def one(model_name: str, job: Awaitable[Any]) -> None:
             try:
                 result = await job
+            except BudgetExceeded as exc:
+                if not self.summary.over_budget:
+                    self.summary.failures.append(f"budget reached: {exc}")
+                self.summary.over_budget += 1
+                self.on_progress(Progress(phase=phase, model=model_name, done=1, error="over budget"))
+                return
             except CotbridgeError as exc:
                 message = f"{phase} / {model_name}: {exc}"
                 self.summary.failures.append(message)
@@ -559,7 +585,9 @@ async def run_study(
             initial_wait_s=study.retry.initial_wait_s,
             max_wait_s=study.retry.max_wait_s,
         )
-        async with Bridge(cache=db_path, retry=retry, timeout_s=study.retry.timeout_s) as bridge:
+        async with Bridge(
+            cache=db_path, retry=retry, timeout_s=study.retry.timeout_s, budget_usd=study.budget_usd
+        ) as bridge:
             runner = StudyRunner(config, bridge, results, on_progress)
             return await runner.run(problems)
     finally:

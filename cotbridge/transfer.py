@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from cotbridge.datasets.base import Problem
 from cotbridge.errors import ConfigError
 from cotbridge.reasoning import Answer, Explanation, InjectionMode, context_message
+from cotbridge.types import Usage
 
 if TYPE_CHECKING:
     from cotbridge.model import Model
@@ -79,6 +80,7 @@ async def explain(
                 seed=seed,
                 sample_index=c.sample_index,
                 truncated=c.finish_reason == "length",
+                usage=c.usage,
             )
             for c in chats
         ]
@@ -94,7 +96,7 @@ async def explain(
     explanations = []
     for gen in generations:
         cot = fmt.extract(gen.text)[0] or ""
-        final, _, _ = await _answer_after(model, rendered, cot, answer_max_tokens, answer_prefix)
+        final, _, _, answer_usage = await _answer_after(model, rendered, cot, answer_max_tokens, answer_prefix)
         explanations.append(
             Explanation(
                 problem_id=problem.id,
@@ -108,6 +110,7 @@ async def explain(
                 sample_index=gen.sample_index,
                 truncated=gen.finish_reason == "length",
                 prompt_text=prompt_text,
+                usage=gen.usage + answer_usage,
             )
         )
     return explanations
@@ -115,8 +118,8 @@ async def explain(
 
 async def _answer_after(
     model: Model, rendered: str, cot: str, max_tokens: int, answer_prefix: str
-) -> tuple[str, str, bool]:
-    """(answer text, exact prompt, cached): the greedy answer after `cot` placed in the model's own channel.
+) -> tuple[str, str, bool, Usage]:
+    """(answer text, exact prompt, cached, usage): the greedy answer after `cot` placed in the model's own channel.
 
     The answer text is `answer_prefix` plus what the model generated: never the prompt or the CoT."""
     prompt_text = rendered + model.thinking_format.injected(rendered, cot) + answer_prefix
@@ -125,7 +128,7 @@ async def _answer_after(
     fmt = model.thinking_format
     if fmt.final_end and fmt.final_end in text:
         text = text[: text.find(fmt.final_end)]
-    return text.strip(), prompt_text, generated.cached
+    return text.strip(), prompt_text, generated.cached, generated.usage
 
 
 async def answer(
@@ -153,13 +156,14 @@ async def answer(
             mode="own",
             source_model=model.name,
             prompt_text=own.prompt_text,
+            usage=own.usage,
         )
     cot = explanation if isinstance(explanation, str) else explanation.cot
     source = None if isinstance(explanation, str) else explanation.source_model
     chosen = resolve_mode(model, mode)
     if chosen == "prefill":
         rendered = await model.render(problem.prompt)
-        text, prompt_text, cached = await _answer_after(model, rendered, cot, max_tokens, answer_prefix)
+        text, prompt_text, cached, usage = await _answer_after(model, rendered, cot, max_tokens, answer_prefix)
         return Answer(
             problem_id=problem.id,
             model=model.name,
@@ -169,6 +173,7 @@ async def answer(
             source_model=source,
             prompt_text=prompt_text,
             cached=cached,
+            usage=usage,
         )
     messages = [dict(m) for m in problem.prompt]
     if cot.strip():
@@ -186,4 +191,5 @@ async def answer(
         mode="context",
         source_model=source,
         cached=reply.cached,
+        usage=reply.usage,
     )

@@ -80,6 +80,7 @@ class FaultServer:
             self.total = 0
             self.max_in_flight.clear()
             self.bodies.clear()
+            self.auth_headers.clear()
             self._seen.clear()
 
     def app(self) -> web.Application:

@@ -29,7 +29,7 @@ async def test_deepseek_reasoning_content_and_key_from_its_variable(
         with pytest.raises(ConfigError, match="cannot take a CoT in 'prefill' mode"):
             await m.answer(PROBLEM, e, mode="prefill")
     assert (c.text, c.reasoning) == ("Answer: 42", "Add 17 and 25. That makes 42.")
-    assert faults.auth_headers[0] == f"Bearer {SECRET}"
+    assert faults.auth_headers[-1] == f"Bearer {SECRET}"
     assert m.thinking_format.name == "reasoning-field" and m.capabilities.reasoning_visibility == "raw"
     assert e.cot == "Add 17 and 25. That makes 42." and e.answer is not None and e.answer.parsed == "42"
     assert a.mode == "context" and "That makes 42." in faults.bodies[-1]["messages"][-1]["content"]
@@ -95,3 +95,60 @@ base_url = "{faults.base_url}"
         ("reasoner", "reasoner", "context"),
     }
     assert SECRET.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+
+def test_price_and_budget_arithmetic() -> None:
+    from cotbridge.costs import Budget, BudgetExceeded, Price
+    from cotbridge.types import Usage
+
+    price = Price(input=2.0, output=8.0)
+    assert price.cost(Usage(1_000_000, 500_000)) == pytest.approx(2.0 + 4.0)
+    budget = Budget(0.01)
+    held = budget.reserve(price, 1000, "m")  # worst case 1000 tokens at the output price: $0.008
+    with pytest.raises(BudgetExceeded, match="budget"):
+        budget.reserve(price, 1000, "m")  # would pass the limit while the first is in flight
+    budget.settle(held, 0.002)
+    assert budget.spent_usd == pytest.approx(0.002) and budget.reserved_usd == pytest.approx(0.0)
+
+
+async def test_costs_in_the_report_and_a_budget_that_stops_the_study(
+    llama_server: str, faults: FaultServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from cotbridge.report import build_report
+    from cotbridge.results import ResultsDB
+
+    monkeypatch.setenv("DEEPSEEK_API_KEY", SECRET)
+    text = f"""
+[study]
+name = "priced"
+dataset = "builtin:arithmetic"
+sample = 4
+conditions = ["empty", "transfer"]
+budget_usd = 0.15
+
+[study.decoding]
+cot_max_tokens = 16
+answer_max_tokens = 8
+
+[models.smol]
+model = "llamacpp/smollm2-135m"
+base_url = "{llama_server}"
+thinking_format = "think-tags"
+
+[models.reasoner]
+model = "deepseek/deepseek-reasoner"
+base_url = "{faults.base_url}"
+price = {{ input = 1000.0, output = 1000.0 }}
+"""
+    db = tmp_path / "r.db"
+    stopped = await run_study(parse_study(text), db)
+    assert stopped.over_budget > 0 and any("budget reached" in f for f in stopped.failures)
+    sent = faults.requests["deepseek-reasoner"]
+    assert 0 < sent < 4 + 4 * 2  # some requests went out, then the budget stopped the rest
+    finished = await run_study(parse_study(text.replace("budget_usd = 0.15", "budget_usd = 100.0")), db)
+    assert finished.over_budget == 0 and not finished.failures
+    results = ResultsDB(db)
+    report = build_report(results, "priced", "strict")
+    results.close()
+    assert report.costs["reasoner"]["usd"] > 0 and report.costs["smol"]["usd"] is None
+    assert report.costs["reasoner"]["prompt_tokens"] > 0
