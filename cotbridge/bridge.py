@@ -137,6 +137,7 @@ class Bridge:
         rpm: int | None = None,
         tpm: int | None = None,
         price: Price | None = None,
+        extra_body: dict[str, Any] | None = None,
     ) -> Model:
         """A model by its `provider/model-id` string.
 
@@ -147,6 +148,7 @@ class Bridge:
         reasoning-field, none); injection sets the default CoT injection mode (prefill or context).
         rpm / tpm: requests and tokens per minute allowed on this model's endpoint (the first limits given for an
         endpoint apply to every model on it). price: USD per million tokens, for costs and the bridge's budget.
+        extra_body: fields added to every chat and completion request of this model (part of the cache key).
         """
         provider_name, sep, model_id = model.partition("/")
         if not sep or not model_id:
@@ -154,13 +156,18 @@ class Bridge:
                 f"model {model!r} needs the form provider/model-id, e.g. vllm/Qwen/QwQ-32B or local/smollm2-135m"
             )
         if provider_name == "local":
-            cache_key: tuple[Any, ...] = (model, thinking_format, injection)
+            cache_key: tuple[Any, ...] = (model, thinking_format, injection, repr(extra_body))
             if cache_key not in self._models:
                 provider = LocalProvider(
                     model, model_id, lambda url: self._endpoint(url, None, max_concurrency, timeout_s)
                 )
                 self._models[cache_key] = Model(
-                    self, provider, thinking_format=thinking_format, injection=injection, price=price
+                    self,
+                    provider,
+                    thinking_format=thinking_format,
+                    injection=injection,
+                    price=price,
+                    extra_body=extra_body,
                 )
             return self._models[cache_key]
         hosted = HOSTED.get(provider_name)
@@ -192,7 +199,7 @@ class Bridge:
                     f"{model}: no API key; set the environment variable {hosted.key_env} "
                     "(or name another one with api_key_env)"
                 )
-        cache_key = (model, url.rstrip("/"), api_key, thinking_format, injection)
+        cache_key = (model, url.rstrip("/"), api_key, thinking_format, injection, repr(extra_body))
         existing = self._models.get(cache_key)
         if existing is not None:
             return existing
@@ -202,7 +209,14 @@ class Bridge:
         else:
             assert provider_cls is not None
             remote = provider_cls(model, model_id, endpoint)
-        created = Model(self, remote, thinking_format=thinking_format, injection=injection, price=price)
+        created = Model(
+            self,
+            remote,
+            thinking_format=thinking_format,
+            injection=injection,
+            price=price,
+            extra_body=extra_body,
+        )
         self._models[cache_key] = created
         return created
 

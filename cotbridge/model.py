@@ -113,9 +113,11 @@ class Model:
         thinking_format: str | None = None,
         injection: InjectionMode | None = None,
         price: Price | None = None,
+        extra_body: dict[str, Any] | None = None,
     ) -> None:
         self._bridge = bridge
         self.price = price
+        self.extra_body = dict(extra_body or {})
         self.provider = provider
         self.name: str = provider.model_name
         self.thinking_format: ThinkingFormat = detect_format(self.name, thinking_format)
@@ -212,6 +214,8 @@ class Model:
         if prefill is not None and isinstance(self.provider, VLLMProvider):
             body["add_generation_prompt"] = False
             body["continue_final_message"] = True
+        if self.extra_body:
+            body.update(self.extra_body)
         if extra_body:
             body.update(extra_body)
         return self._answer_from_cache_or_run("chat", body, n, prefill)
@@ -326,6 +330,8 @@ class Model:
             body["stop"] = stop
         if logprobs is not None:
             body["logprobs"] = int(logprobs)
+        if self.extra_body:
+            body.update(self.extra_body)
         if extra_body:
             body.update(extra_body)
         return self._answer_from_cache_or_run("completions", body, n, None)

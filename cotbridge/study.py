@@ -70,6 +70,9 @@ class ModelSection(_Strict):
     rpm: int | None = Field(default=None, ge=1, description="requests per minute allowed (hosted APIs)")
     tpm: int | None = Field(default=None, ge=1, description="tokens per minute allowed (hosted APIs)")
     price: PriceSection | None = Field(default=None, description="USD per million input and output tokens")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="fields added to every request body of this model (server options)"
+    )
     generator: bool = Field(True, description="writes CoTs for the transfer condition")
     evaluator: bool = Field(True, description="answers under every condition")
 
@@ -302,6 +305,7 @@ class StudyRunner:
                     rpm=section.rpm,
                     tpm=section.tpm,
                     price=Price(section.price.input, section.price.output) if section.price else None,
+                    extra_body=section.extra_body or None,
                 )
             except ConfigError as exc:
                 raise ConfigError(f"[models.{name}]: {exc}") from None

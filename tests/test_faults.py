@@ -125,3 +125,19 @@ async def test_base_url_and_key_from_environment(faults: FaultServer, monkeypatc
     async with Bridge() as bridge:
         await bridge.model("openai-compatible/ok").chat(ASK)
     assert faults.auth_headers[-1] == "Bearer sk-from-env"
+
+
+async def test_extra_body_of_a_model_reaches_every_request(faults: FaultServer) -> None:
+    from cotbridge.study import parse_study
+
+    config = parse_study(
+        '[study]\nname = "x"\ndataset = "builtin:arithmetic"\nconditions = ["empty"]\n'
+        f'[models.a]\nmodel = "openai-compatible/ok"\nbase_url = "{faults.base_url}"\n'
+        "extra_body = { cache_prompt = false, top_k = 5 }\n"
+    )
+    assert config.models["a"].extra_body == {"cache_prompt": False, "top_k": 5}
+    async with Bridge() as bridge:
+        m = bridge.model("openai-compatible/ok", base_url=faults.base_url, extra_body={"top_k": 5})
+        await m.chat(ASK)
+        await m.complete("Once", max_tokens=2)
+    assert all(body["top_k"] == 5 for body in faults.bodies)
