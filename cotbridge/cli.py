@@ -235,18 +235,19 @@ def _show_report(db: str, study: str | None, metric: str, fmt: str = "table", ou
         report = build_report(results, study, metric)  # type: ignore[arg-type]
     finally:
         results.close()
-    if fmt == "table" and out is None:
-        render_table(report, console)
-        return
-    text = {"json": render_json, "csv": render_csv, "html": render_html}.get(fmt, render_json)(report)
     if fmt == "table":
-        with open(out, "w", encoding="utf-8") as handle:  # type: ignore[arg-type]
+        if out is None:
+            render_table(report, console)
+            return
+        with open(out, "w", encoding="utf-8") as handle:
             render_table(report, Console(file=handle, width=160))
-    elif out:
-        Path(out).write_text(text, encoding="utf-8")
-        console.print(f"wrote {out}")
     else:
-        print(text)
+        text = {"json": render_json, "csv": render_csv, "html": render_html}[fmt](report)
+        if out is None:
+            print(text)
+            return
+        Path(out).write_text(text, encoding="utf-8")
+    console.print(f"wrote {out}")
 
 
 def _demo(args: argparse.Namespace) -> int:

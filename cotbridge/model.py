@@ -223,17 +223,22 @@ class Model:
     def _answer_from_cache_or_run(self, op: str, body: dict[str, Any], n: int, prefill: str | None) -> Awaitable[Any]:
         """A stored single sample comes back as an already finished future: no coroutine, no task, nothing for
         the event loop to schedule (the warm-cache hot path). Everything else runs in `_finish`."""
+        if n < 1:
+            raise ConfigError(f"n must be at least 1, got {n}")
         store = self._bridge._store
+        encoded = None
         if store is not None and n == 1:  # a hit needs no server: not even a local one started
-            hit = store.get(self._key_prefix(op)(canonical_json(body), 0), self._stats_key)
+            encoded = canonical_json(body)
+            hit = store.get(self._key_prefix(op)(encoded, 0), self._stats_key)
             if hit is not None:
                 self._bridge.stats.cache_hits += 1
                 done: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
                 done.set_result(self._completion(_Result.from_cache(hit), 0, prefill, chat=op == "chat"))
                 return done
-        return self._finish(op, body, n, prefill)
+        return self._finish(op, body, n, prefill, encoded)
 
-    async def _finish(self, op: str, body: dict[str, Any], n: int, prefill: str | None) -> Any:
+    async def _finish(self, op: str, body: dict[str, Any], n: int, prefill: str | None, looked_up: str | None) -> Any:
+        """`looked_up`: the body's canonical JSON when sample 0 was already looked up and not found."""
         if self._bridge._store is None and self._started:
             # Cache off: straight to the transport, one coroutine frame fewer on every resumption.
             started = time.perf_counter()
@@ -241,7 +246,7 @@ class Model:
             latency = time.perf_counter() - started
             results = [_Result.fresh(r, latency) for r in self._per_sample(response, n, False)]
         else:
-            results = await self._run(op, body, n)
+            results = await self._run(op, body, n, looked_up=looked_up)
         completions = [self._completion(r, i, prefill, chat=op == "chat") for i, r in enumerate(results)]
         return completions[0] if n == 1 else completions
 
@@ -474,8 +479,13 @@ class Model:
 
     # -- the cache path ---------------------------------------------------------------------------------------
 
-    async def _run(self, op: str, body: dict[str, Any], n: int, compute: Any = None) -> list[_Result]:
-        """One result per sample: from the cache where stored, else from the server (and then stored)."""
+    async def _run(
+        self, op: str, body: dict[str, Any], n: int, compute: Any = None, *, looked_up: str | None = None
+    ) -> list[_Result]:
+        """One result per sample: from the cache where stored, else from the server (and then stored).
+
+        `looked_up` is the body's canonical JSON when the caller already looked up sample 0 and missed it.
+        """
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
         if not self._started:
@@ -485,16 +495,16 @@ class Model:
         if store is None:
             return await self._fetch(op, body, n, compute)
         key_of = self._key_prefix(op)
-        encoded = canonical_json(body)
+        encoded = looked_up if looked_up is not None else canonical_json(body)
         keys = [key_of(encoded, i) for i in range(n)]
         results: list[_Result | None] = [None] * n
         for i, key in enumerate(keys):
+            if i == 0 and looked_up is not None:
+                continue
             hit = store.get(key, self._stats_key)
             if hit is not None:
                 results[i] = _Result.from_cache(hit)
                 bridge.stats.cache_hits += 1
-        if n == 1 and results[0] is not None:  # the warm-cache hot path returns here
-            return results  # type: ignore[return-value]
         missing = [i for i in range(n) if results[i] is None]
         if missing:
             missing_keys = [keys[i] for i in missing]

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cotbridge import metrics
+from cotbridge.errors import ConfigError
 from cotbridge.metrics import AnswerRow
 from cotbridge.results import ResultsDB, TrialRow
 
@@ -104,10 +105,12 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
     """Every condition's consistency (mean, std over pairs, bootstrap CI over problems, coverage), the breakdown,
     accuracy per evaluator, and the generator x evaluator transfer matrix."""
     names = results.studies()
+    if not names:
+        raise ConfigError(f"{results.path} holds no study; run one with `cotbridge run` or import one")
     if study is None:
-        if not names:
-            raise ValueError("the results DB holds no study; run one with `cotbridge run` or import one")
         study = names[-1]
+    elif study not in names:
+        raise ConfigError(f"{results.path} has no study {study!r}; it has {', '.join(names)}")
     trials = list(results.trials(study))
     report = Report(study=study, metric=metric)
     report.failures = [f"{t.condition}/{t.evaluator}/{t.problem_id}: {t.error}" for t in trials if t.error]

@@ -30,6 +30,7 @@ from cotbridge.model import Model
 from cotbridge.providers.transport import RetryPolicy
 from cotbridge.reasoning import Answer, Explanation
 from cotbridge.results import ExplanationRow, ResultsDB, TrialRow
+from cotbridge.transfer import resolve_mode
 
 Condition = Literal["empty", "default", "sampled", "transfer", "ensemble"]
 CONDITIONS: tuple[str, ...] = ("empty", "default", "sampled", "transfer", "ensemble")
@@ -314,8 +315,6 @@ class StudyRunner:
 
     def check(self) -> None:
         """Everything that can be known wrong before the first request: models, keys, injection modes."""
-        from cotbridge.transfer import resolve_mode
-
         for name in self.config.models:
             model = self._model(name)
             section = self.config.models[name]

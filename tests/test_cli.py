@@ -64,3 +64,12 @@ def test_bad_model_string_is_a_clear_error() -> None:
 def test_cache_stats_on_a_missing_file(tmp_path: Path) -> None:
     result = run("cache", "stats", str(tmp_path / "missing.db"))
     assert result.returncode == 2 and "no cache file" in result.stderr
+
+
+def test_report_on_a_db_without_that_study_is_a_clear_error(tmp_path: Path) -> None:
+    from cotbridge.results import ResultsDB
+
+    db = tmp_path / "r.db"
+    ResultsDB(db).close()
+    empty = run("report", str(db))
+    assert empty.returncode == 2 and "holds no study" in empty.stderr and "Traceback" not in empty.stderr

@@ -27,6 +27,24 @@ def test_key_is_stable_and_ignores_dict_order() -> None:
     assert a == b and len(a) == 64
 
 
+def test_key_is_sha256_of_the_canonical_material() -> None:
+    import hashlib
+    import json
+
+    body = {"messages": [{"role": "user", "content": "é"}], "temperature": 0.0}
+    material = {
+        "v": 1,
+        "op": "chat",
+        "provider": "vllm",
+        "endpoint": "http://h:8000/v1",
+        "model": "m",
+        "body": body,
+        "sample": 3,
+    }
+    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert request_key(**BASE, body=body, sample_index=3) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def test_key_separates_samples_endpoints_models_and_bodies() -> None:
     body = {"messages": [{"role": "user", "content": "x"}]}
     keys = {

@@ -21,9 +21,6 @@ class SingleFlight(Generic[T]):
     def __len__(self) -> int:
         return len(self._running)
 
-    def running(self, key: str) -> asyncio.Future[T] | None:
-        return self._running.get(key)
-
     async def run(self, key: str, call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Returns (result, joined): joined is True when this caller shared another caller's call."""
         future = self._running.get(key)

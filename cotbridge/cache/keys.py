@@ -33,23 +33,16 @@ def request_key(
     request body including any extra body. API keys and headers are never part of it. `sample_index` makes
     n samples of one sampled request n distinct rows, so a rerun reuses the same samples.
     """
-    material = {
-        "v": KEY_SCHEMA_VERSION,
-        "op": op,
-        "provider": provider,
-        "endpoint": endpoint,
-        "model": model,
-        "body": body,
-        "sample": sample_index,
-    }
-    return hashlib.sha256(_encode(material).encode()).hexdigest()
+    return request_key_function(op=op, provider=provider, endpoint=endpoint, model=model)(
+        canonical_json(body), sample_index
+    )
 
 
 def request_key_function(*, op: str, provider: str, endpoint: str, model: str) -> Callable[[str, int], str]:
     """`request_key` with everything but the body fixed, for the hot path.
 
-    Takes the body already as canonical JSON (`canonical_json(body)`), so n samples encode it once; gives exactly
-    the key `request_key` gives, without building and encoding the whole material each time.
+    Takes the body already as canonical JSON (`canonical_json(body)`), so n samples encode it once, and builds the
+    canonical JSON of the whole material around it without encoding the rest again.
     """
     # Canonical JSON of the material with sorted keys is: {"body":B,"endpoint":..,"model":..,"op":..,
     # "provider":..,"sample":S,"v":V}; only B and S vary.

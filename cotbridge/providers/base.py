@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cotbridge.types import ContinuationScore, Message
@@ -28,9 +28,6 @@ class Capabilities:
     # "raw": the CoT itself comes back (open models, DeepSeek's reasoning_content); "summary": only a summary
     # (OpenAI, Gemini); "none": no reasoning at all. Only a raw CoT can be transferred to another model.
     reasoning_visibility: str = "raw"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Provider(Protocol):

@@ -218,11 +218,13 @@ class Endpoint:
             raise
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = self._backoff(state)
         exc = state.outcome.exception() if state.outcome else None
-        retry_after = exc.retry_after if isinstance(exc, _Transient) else None
-        if retry_after is not None:
-            return max(backoff, min(retry_after, self.retry.max_retry_after_s))
+        return self._not_before_retry_after(self._backoff(state), exc if isinstance(exc, _Transient) else None)
+
+    def _not_before_retry_after(self, backoff: float, failure: _Transient | None) -> float:
+        """The backoff, but never sooner than the server's Retry-After (capped at max_retry_after_s)."""
+        if failure is not None and failure.retry_after is not None:
+            return max(backoff, min(failure.retry_after, self.retry.max_retry_after_s))
         return backoff
 
     def request(
@@ -277,6 +279,4 @@ class Endpoint:
 
     def _first_wait(self, failure: _Transient) -> float:
         backoff = min(self.retry.initial_wait_s + random.uniform(0, self.retry.jitter_s), self.retry.max_wait_s)
-        if failure.retry_after is not None:
-            return max(backoff, min(failure.retry_after, self.retry.max_retry_after_s))
-        return backoff
+        return self._not_before_retry_after(backoff, failure)
