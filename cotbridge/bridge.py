@@ -22,7 +22,7 @@ from cotbridge.providers import (
     RetryPolicy,
     VLLMProvider,
 )
-from cotbridge.providers.hosted import HOSTED, HostedProvider
+from cotbridge.providers.hosted import HOSTED, hosted_provider
 from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.reasoning import Explanation, InjectionMode
 from cotbridge.types import BridgeStats
@@ -32,8 +32,6 @@ REMOTE_PROVIDERS: dict[str, type[OpenAICompatProvider]] = {
     "llamacpp": LlamaCppProvider,
     "openai-compatible": OpenAICompatProvider,
 }
-# Hosted APIs that need their own SDK or litellm; named so the error can say so.
-NOT_YET = frozenset({"openai", "anthropic", "gemini"})
 # Each server's own default address; openai-compatible has none and needs base_url.
 DEFAULT_BASE_URLS = {"vllm": "http://127.0.0.1:8000/v1", "llamacpp": "http://127.0.0.1:8080/v1"}
 
@@ -105,6 +103,7 @@ class Bridge:
         timeout_s: float | None,
         rpm: int | None = None,
         tpm: int | None = None,
+        hosted: bool = False,
     ) -> Endpoint:
         key = (base_url.rstrip("/"), api_key)
         endpoint = self._endpoints.get(key)
@@ -117,6 +116,7 @@ class Bridge:
                 retry=self.retry,
                 stats=self.stats,
                 limiter=RateLimiter(rpm, tpm) if rpm or tpm else None,
+                watch_rate_limit_headers=hosted,
             )
             self._endpoints[key] = endpoint
         elif (rpm or tpm) and endpoint.limiter is None:
@@ -141,7 +141,10 @@ class Bridge:
     ) -> Model:
         """A model by its `provider/model-id` string.
 
-        Providers: `vllm/...`, `llamacpp/...`, `openai-compatible/...` (with base_url), `local/smollm2-135m`.
+        Providers: `vllm/...`, `llamacpp/...`, `openai-compatible/...` (with base_url), `local/smollm2-135m`,
+        and hosted APIs (keys from their variables, e.g. OPENAI_API_KEY): `openai/...` (Responses API),
+        `anthropic/...` and `gemini/...` (extra `hosted`), `deepseek/...`, `openrouter/...`, `together/...`,
+        `fireworks/...`.
         base_url defaults to $COTBRIDGE_<PROVIDER>_BASE_URL, then the server's usual address; the key comes
         from api_key, else the variable named by api_key_env, else $COTBRIDGE_<PROVIDER>_API_KEY.
         thinking_format overrides the family guessed from the model id (think-tags, openthinker, harmony,
@@ -173,11 +176,6 @@ class Bridge:
         hosted = HOSTED.get(provider_name)
         provider_cls = REMOTE_PROVIDERS.get(provider_name)
         if provider_cls is None and hosted is None:
-            if provider_name in NOT_YET:
-                raise ConfigError(
-                    f"{model}: provider {provider_name!r} is not available in this version of cotbridge; for an "
-                    "OpenAI-compatible gateway to it use openai-compatible/MODEL with base_url"
-                )
             known = ", ".join([*REMOTE_PROVIDERS, *HOSTED, "local"])
             raise ConfigError(f"unknown provider {provider_name!r} in {model!r}; known providers: {known}")
         default_url = hosted.base_url if hosted else DEFAULT_BASE_URLS.get(provider_name)
@@ -203,9 +201,10 @@ class Bridge:
         existing = self._models.get(cache_key)
         if existing is not None:
             return existing
-        endpoint = self._endpoint(url, api_key, max_concurrency, timeout_s, rpm, tpm)
+        endpoint = self._endpoint(url, api_key, max_concurrency, timeout_s, rpm, tpm, hosted=hosted is not None)
         if hosted is not None:
-            remote: OpenAICompatProvider = HostedProvider(hosted, model, model_id, endpoint)
+            assert api_key is not None
+            remote: Any = hosted_provider(hosted, model, model_id, endpoint, api_key)
         else:
             assert provider_cls is not None
             remote = provider_cls(model, model_id, endpoint)

@@ -96,7 +96,7 @@ async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[st
         return row
     probe = [{"role": "user", "content": "Say OK."}]
     try:
-        chat = await model.chat(probe, max_tokens=4, logprobs=1)
+        chat = await model.chat(probe, max_tokens=4, logprobs=1 if caps.logprobs else None)
         row["chat"] = "yes"
         row["logprobs"] = "yes" if chat.logprobs else "no"
         row["reasoning field"] = "yes" if caps.reasoning_field else "inline <think> only"
@@ -107,6 +107,8 @@ async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[st
         row["completions"] = "yes"
     except ProviderError as exc:
         row["completions"] = f"no ({exc.status})"
+    except UnsupportedOperation:
+        row["completions"] = "no (none in this API)"
     try:
         scored = await model.score("The sky is", " blue.")
         row["prompt scoring"] = f"yes ({scored.method})"

@@ -7,6 +7,7 @@ the response committed to the cache before the caller sees it, so a killed run l
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable
@@ -314,6 +315,8 @@ class Model:
         extra_body: dict[str, Any] | None = None,
     ) -> Awaitable[Completion | list[Completion]]:
         """A text completion (await it) of a prompt string or a list of token ids (vLLM, llama.cpp)."""
+        if not self.capabilities.completions:
+            raise UnsupportedOperation(f"{self.name}: its API has no text completions endpoint; use chat")
         if isinstance(prompt, list):
             if not all(isinstance(t, int) for t in prompt):
                 raise ConfigError("a token-id prompt must be a list of ints")
@@ -506,16 +509,29 @@ class Model:
                 results[i] = _Result.from_cache(hit)
                 bridge.stats.cache_hits += 1
         missing = [i for i in range(n) if results[i] is None]
-        if missing:
-            missing_keys = [keys[i] for i in missing]
-            fetched, joined = await bridge._inflight.run(
-                "|".join(missing_keys), lambda: self._fetch_and_store(op, body, missing, missing_keys, compute)
-            )
-            if joined:
-                bridge.stats.deduplicated += 1
-            for i, result in zip(missing, fetched, strict=True):
-                results[i] = result.shared() if joined else result
+        if not missing:
+            return results  # type: ignore[return-value]
+        # One call for all missing samples; where the API has no `n`, one call per sample, each stored as it
+        # arrives so a failure of one loses none of the others.
+        batches = [missing] if self.capabilities.n_samples or len(missing) == 1 else [[i] for i in missing]
+        fetched = await asyncio.gather(*(self._fetch_shared(op, body, batch, keys, compute) for batch in batches))
+        for batch, batch_results in zip(batches, fetched, strict=True):
+            for i, result in zip(batch, batch_results, strict=True):
+                results[i] = result
         return results  # type: ignore[return-value]
+
+    async def _fetch_shared(
+        self, op: str, body: dict[str, Any], indices: list[int], keys: list[str], compute: Any
+    ) -> list[_Result]:
+        """Fetches and stores the given samples; a caller asking for the same samples meanwhile shares the call."""
+        batch_keys = [keys[i] for i in indices]
+        fetched, joined = await self._bridge._inflight.run(
+            "|".join(batch_keys), lambda: self._fetch_and_store(op, body, indices, batch_keys, compute)
+        )
+        if joined:
+            self._bridge.stats.deduplicated += 1
+            return [result.shared() for result in fetched]
+        return fetched
 
     async def _fetch(self, op: str, body: dict[str, Any], n: int, compute: Any) -> list[_Result]:
         """One network call for n samples, not cached."""
@@ -539,11 +555,26 @@ class Model:
         """The awaitable of one network call for `count` samples (plain function: no extra coroutine frame)."""
         if compute is not None:
             return compute()
-        send = body if count == 1 else {**body, "n": count}
         call = self.provider.chat if op == "chat" else self.provider.completions
         if self.price is not None and self._bridge.budget is not None:
-            return self._send_within_budget(call, send)
-        return call(send)
+            call = functools.partial(self._send_within_budget, call)
+        if count == 1:
+            return call(body)
+        if not self.capabilities.n_samples:
+            return self._send_each(call, body, count)
+        return call({**body, "n": count})
+
+    async def _send_each(self, call: Any, body: dict[str, Any], count: int) -> dict[str, Any]:
+        """n samples from an API without `n` (most hosted ones): n concurrent requests, merged into one response
+        with n choices, so the samples are cached and counted like those of a server that has `n`."""
+        responses = await asyncio.gather(*(call(body) for _ in range(count)))
+        usage: dict[str, int] = {}
+        for response in responses:
+            for name, value in (response.get("usage") or {}).items():
+                if isinstance(value, int):
+                    usage[name] = usage.get(name, 0) + value
+        choices = [{**(r.get("choices") or [{}])[0], "index": i} for i, r in enumerate(responses)]
+        return {**responses[0], "choices": choices, "usage": usage}
 
     async def _send_within_budget(self, call: Any, body: dict[str, Any]) -> dict[str, Any]:
         """A priced request under a budget: refused before it could pass the limit, then charged what it cost."""

@@ -194,6 +194,7 @@ def cost_summary(results: ResultsDB, study: str, trials: list[TrialRow]) -> dict
             "rows": rows,
             "prompt_tokens": sum(r["prompt_tokens"] for r in rows.values()),
             "completion_tokens": sum(r["completion_tokens"] for r in rows.values()),
+            "reasoning_tokens": sum(r["reasoning_tokens"] for r in rows.values()),
             "usd": total_usd,
         }
     return summary
@@ -287,12 +288,32 @@ def render_table(report: Report, console: Console) -> None:
             f"ended: {endings}"
         )
     if report.costs:
-        costs = Table(title="tokens and cost per model (CoT generation and every trial)", box=box.SIMPLE_HEAD)
-        for column in ("model", "prompt tokens", "completion tokens", "USD"):
-            costs.add_column(column, justify="left" if column == "model" else "right")
+        costs = Table(title="tokens and cost per model and condition", box=box.SIMPLE_HEAD)
+        for column in ("model", "condition", "prompt tokens", "completion tokens", "of which reasoning", "USD"):
+            costs.add_column(column, justify="left" if column in ("model", "condition") else "right")
+
+        def usd(value: float | None) -> str:
+            return "-" if value is None else f"{value:.4f}"
+
         for model, spent in report.costs.items():
-            usd = "-" if spent["usd"] is None else f"{spent['usd']:.4f}"
-            costs.add_row(model, f"{spent['prompt_tokens']:,}", f"{spent['completion_tokens']:,}", usd)
+            for label, row in spent["rows"].items():
+                costs.add_row(
+                    model,
+                    label,
+                    f"{row['prompt_tokens']:,}",
+                    f"{row['completion_tokens']:,}",
+                    f"{row['reasoning_tokens']:,}",
+                    usd(row["usd"]),
+                )
+            costs.add_row(
+                f"[bold]{model}[/bold]",
+                "[bold]total[/bold]",
+                f"{spent['prompt_tokens']:,}",
+                f"{spent['completion_tokens']:,}",
+                f"{spent['reasoning_tokens']:,}",
+                f"[bold]{usd(spent['usd'])}[/bold]",
+                end_section=True,
+            )
         console.print(costs)
     accuracy = Table(title="accuracy per evaluator")
     evaluators = sorted({e for per in report.accuracy.values() for e in per})

@@ -179,10 +179,12 @@ async def answer(
     if cot.strip():
         last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
         messages[last_user]["content"] = context_message(messages[last_user]["content"], cot)
-    if answer_prefix:
-        messages.append({"role": "assistant", "content": answer_prefix})
+    # The prefix is a cue the model continues; an API that cannot continue a message gets none.
+    prefix = answer_prefix if model.capabilities.assistant_prefill else ""
+    if prefix:
+        messages.append({"role": "assistant", "content": prefix})
     reply = await model.chat(messages, temperature=0.0, max_tokens=max_tokens)
-    text = answer_prefix + reply.text
+    text = prefix + reply.text
     return Answer(
         problem_id=problem.id,
         model=model.name,

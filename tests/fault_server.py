@@ -11,6 +11,12 @@ The `model` field of each request picks the behaviour, so one server covers ever
   hang          never answers within any sane timeout
   empty         answers 200 with an empty message
   reasoner      answers like DeepSeek's reasoner: the reasoning in `reasoning_content`, the answer in `content`
+  limit-used-up answers 200 but says in rate-limit headers that the request limit is used up for 1 s
+  limit-429     answers 429 without Retry-After the first time, the reset only in rate-limit headers (1 s)
+Besides the OpenAI chat format it answers in three hosted wire formats, each as its API reference documents:
+OpenAI's Responses API (`POST /v1/responses`, with a reasoning summary), Anthropic's Messages API
+(`POST /v1/messages`, with a signed thinking block) and Gemini's generateContent
+(`POST /v1beta/models/MODEL:generateContent`, with a thought summary); fault modes work in every format.
 It counts requests, per model and in total, and the most requests per model it held at once. Run it in a thread
 (`FaultServer().start()`) or as a script: `python tests/fault_server.py PORT`.
 """
@@ -24,6 +30,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -55,6 +62,76 @@ def completion_for(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+REASONING = "Add 17 and 25. That makes 42."
+
+
+def responses_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI Responses API: a reasoning item with a summary, then the message; usage with reasoning tokens."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+    output: list[dict[str, Any]] = []
+    if "reasoning" in body:
+        summary = [{"type": "summary_text", "text": REASONING}]
+        output.append({"type": "reasoning", "id": f"rs_{digest}", "summary": summary})
+    text: dict[str, Any] = {"type": "output_text", "text": f"answer {digest}", "annotations": []}
+    if "message.output_text.logprobs" in (body.get("include") or ()):
+        text["logprobs"] = [{"token": "answer", "logprob": -0.25, "bytes": [], "top_logprobs": []}]
+    output.append(
+        {"type": "message", "id": f"msg_{digest}", "role": "assistant", "status": "completed", "content": [text]}
+    )
+    return {
+        "id": f"resp_{digest}",
+        "object": "response",
+        "status": "completed",
+        "model": body.get("model"),
+        "output": output,
+        "usage": {
+            "input_tokens": 11,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 40,
+            "output_tokens_details": {"reasoning_tokens": 32},
+            "total_tokens": 51,
+        },
+    }
+
+
+def anthropic_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic Messages API: a signed thinking block when thinking was asked for, then the text."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+    content: list[dict[str, Any]] = []
+    if (body.get("thinking") or {}).get("type") == "enabled":
+        content.append({"type": "thinking", "thinking": REASONING, "signature": f"sig-{digest}"})
+    content.append({"type": "text", "text": f"answer {digest}"})
+    return {
+        "id": f"msg_{digest}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model"),
+        "content": content,
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 13, "output_tokens": 45},
+    }
+
+
+def gemini_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """Gemini generateContent: a thought-summary part when thoughts were asked for, then the text part."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+    parts: list[dict[str, Any]] = []
+    if ((body.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts"):
+        parts.append({"text": REASONING, "thought": True})
+    parts.append({"text": f"answer {digest}"})
+    return {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {
+            "promptTokenCount": 12,
+            "candidatesTokenCount": 5,
+            "thoughtsTokenCount": 20,
+            "totalTokenCount": 37,
+        },
+        "modelVersion": "gemini-2.5-flash",
+    }
+
+
 class FaultServer:
     def __init__(self, slow_s: float = 0.05) -> None:
         self.slow_s = slow_s
@@ -71,8 +148,12 @@ class FaultServer:
         self._runner: web.AppRunner | None = None
 
     @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.root_url}/v1"
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -87,6 +168,9 @@ class FaultServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.handle)
         app.router.add_post("/v1/completions", self.handle)
+        app.router.add_post("/v1/responses", self.handle)
+        app.router.add_post("/v1/messages", self.handle)
+        app.router.add_post("/v1beta/models/{target}", self.handle)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/stats", self.stats)
         return app
@@ -100,7 +184,8 @@ class FaultServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = json.loads(raw)
-        model = str(body.get("model"))
+        target = request.match_info.get("target", "")
+        model = target.partition(":")[0] if target else str(body.get("model"))
         fingerprint = hashlib.sha256(raw).hexdigest()
         with self._lock:
             self.total += 1
@@ -109,7 +194,11 @@ class FaultServer:
             first_time = self._seen[fingerprint] == 1
             self.in_flight[model] += 1
             self.max_in_flight[model] = max(self.max_in_flight[model], self.in_flight[model])
-            self.auth_headers.append(request.headers.get("Authorization", ""))
+            self.auth_headers.append(
+                request.headers.get("Authorization")
+                or request.headers.get("x-api-key")
+                or request.headers.get("x-goog-api-key", "")
+            )
             self.bodies.append(body)
         try:
             return await self._respond(request, model, body, first_time)
@@ -142,12 +231,30 @@ class FaultServer:
         elif model in ("reasoner", "deepseek-reasoner"):
             reply = completion_for(body)
             for choice in reply["choices"]:
-                choice["message"]["reasoning_content"] = "Add 17 and 25. That makes 42."
+                choice["message"]["reasoning_content"] = REASONING
                 choice["message"]["content"] = "Answer: 42"
             return web.json_response(reply)
         elif model == "hang":
             await asyncio.sleep(3600)
-        return web.json_response(completion_for(body))
+        elif model == "limit-used-up":
+            reset = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}
+            return web.json_response(self._answer(request, body), headers=reset)
+        elif model == "limit-429" and first_time:
+            when = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()  # Anthropic sends an RFC 3339 time
+            reset = {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": when}
+            return web.json_response({"error": {"message": "rate limited"}}, status=429, headers=reset)
+        return web.json_response(self._answer(request, body))
+
+    @staticmethod
+    def _answer(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+        """A success in the wire format of the path asked."""
+        if request.path.endswith("/responses"):
+            return responses_answer(body)
+        if request.path.endswith("/messages"):
+            return anthropic_answer(body)
+        if request.path.endswith(":generateContent"):
+            return gemini_answer(body)
+        return completion_for(body)
 
     def start(self) -> FaultServer:
         ready = threading.Event()

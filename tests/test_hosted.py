@@ -47,8 +47,8 @@ async def test_missing_keys_and_unavailable_providers_are_named(monkeypatch: pyt
     async with Bridge() as bridge:
         with pytest.raises(ConfigError, match="TOGETHER_API_KEY"):
             bridge.model("together/Qwen/QwQ-32B")
-        with pytest.raises(ConfigError, match="'anthropic' is not available in this version"):
-            bridge.model("anthropic/claude-sonnet-4")
+        with pytest.raises(ConfigError, match="unknown provider 'anthropc'"):
+            bridge.model("anthropc/claude-sonnet-4")
 
 
 async def test_mixed_study_local_and_hosted(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
+
+import pytest
 
 from cotbridge import Bridge, RetryPolicy
-from cotbridge.providers.ratelimit import RateLimiter, estimate_tokens
+from cotbridge.providers.ratelimit import RateLimiter, estimate_tokens, limit_wait_s, parse_reset, retry_wait_s
 from tests.fault_server import FaultServer
 
 
@@ -54,3 +57,29 @@ async def test_rpm_from_the_model_reaches_its_endpoint(faults: FaultServer) -> N
         assert m.provider.endpoint.limiter is not None and m.provider.endpoint.limiter.rpm == 600
         await asyncio.gather(*(m.chat([{"role": "user", "content": str(i)}]) for i in range(5)))
     assert faults.requests["ok"] == 5
+
+
+def test_provider_reset_headers_in_every_documented_form() -> None:
+    now = 1_800_000_000.0
+    assert parse_reset("6m0s", now) == 360.0 and parse_reset("12ms", now) == pytest.approx(0.012)
+    assert parse_reset("1h2m3.5s", now) == pytest.approx(3723.5)
+    assert parse_reset("20", now) == 20.0  # seconds
+    assert parse_reset(str(now + 30), now) == pytest.approx(30.0)  # epoch seconds
+    assert parse_reset(str(int((now + 5) * 1000)), now) == pytest.approx(5.0)  # epoch ms (OpenRouter)
+    rfc3339 = datetime.fromtimestamp(now + 90, UTC).isoformat().replace("+00:00", "Z")
+    assert parse_reset(rfc3339, now) == pytest.approx(90.0)  # Anthropic
+    assert parse_reset("soon", now) is None and parse_reset(None, now) is None
+
+
+def test_waits_from_rate_limit_headers() -> None:
+    openai_used_up = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "2s",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "7s",
+    }
+    assert limit_wait_s(openai_used_up) == 7.0  # the later of two used-up limits
+    assert limit_wait_s({"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "2s"}) is None
+    assert retry_wait_s({"retry-after": "4", **openai_used_up}) == 4.0  # Retry-After wins
+    assert retry_wait_s({"retry-after-ms": "250"}) == 0.25
+    assert retry_wait_s(openai_used_up) == 7.0 and retry_wait_s({}) is None

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cotbridge.cache.keys import request_key
+from cotbridge.providers.ratelimit import parse_retry_after
 from cotbridge.providers.response import (
     is_cacheable_choice,
     parse_chat_choice,
@@ -16,7 +17,7 @@ from cotbridge.providers.response import (
     parse_usage,
     split_inline_thinking,
 )
-from cotbridge.providers.transport import parse_retry_after, public_url
+from cotbridge.providers.transport import public_url
 
 BASE = dict(op="chat", provider="vllm", endpoint="http://h:8000/v1", model="m")
 

@@ -25,6 +25,8 @@ class Capabilities:
     chat_template: bool = False
     reasoning_field: bool = False
     n_samples: bool = True
+    # Whether a final assistant message is continued (a prefill); hosted reasoning APIs reject or ignore one.
+    assistant_prefill: bool = True
     # "raw": the CoT itself comes back (open models, DeepSeek's reasoning_content); "summary": only a summary
     # (OpenAI, Gemini); "none": no reasoning at all. Only a raw CoT can be transferred to another model.
     reasoning_visibility: str = "raw"

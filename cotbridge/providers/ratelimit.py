@@ -2,14 +2,19 @@
 
 Hosted APIs enforce such limits and answer 429 past them; staying under them keeps a study moving instead of
 collecting retries. Tokens are estimated before sending (prompt characters / 4 plus the output budget), since the
-true count is known only after the answer.
+true count is known only after the answer. The providers' own rate-limit headers say when a limit is used up and
+when it resets; `limit_wait_s` and `retry_wait_s` read them (formats below, from each provider's API reference).
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import re
 import time
 from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 CHARS_PER_TOKEN = 4
@@ -77,3 +82,93 @@ class RateLimiter:
                     self._tokens += tokens
                     return
                 await asyncio.sleep(wait)
+
+
+# (remaining, reset) header pairs. OpenAI: reset as a duration ("1s", "6m0s", "12ms"); Anthropic: reset as an
+# RFC 3339 time; OpenRouter and Together: the unprefixed pair, reset as epoch milliseconds or seconds.
+RATE_LIMIT_HEADERS = (
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
+    ("x-ratelimit-remaining", "x-ratelimit-reset"),
+)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def parse_reset(value: str | None, now: float | None = None) -> float | None:
+    """Seconds until a rate-limit reset, in any of the forms providers send: a duration ("6m0s", "12ms"),
+    seconds, an epoch time in seconds or milliseconds, an RFC 3339 time or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    now = time.time() if now is None else now
+    parts = _DURATION_PART.findall(value)
+    if parts and "".join(number + unit for number, unit in parts) == value:
+        return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if number > 1e12:  # epoch milliseconds
+            return max(0.0, number / 1000 - now)
+        if number > 1e9:  # epoch seconds
+            return max(0.0, number - now)
+        return max(0.0, number)
+    try:
+        return max(0.0, datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - now)
+    except ValueError:
+        return parse_retry_after(value)
+
+
+def limit_wait_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds until the latest reset among the limits the headers say are used up; None when none is."""
+    wait = None
+    for remaining_name, reset_name in RATE_LIMIT_HEADERS:
+        remaining = headers.get(remaining_name)
+        if remaining is None:
+            continue
+        try:
+            exhausted = float(remaining) <= 0
+        except ValueError:
+            continue
+        if exhausted:
+            reset = parse_reset(headers.get(reset_name))
+            if reset is not None:
+                wait = reset if wait is None else max(wait, reset)
+    return wait
+
+
+def retry_wait_s(headers: Mapping[str, str]) -> float | None:
+    """How long a 429 or 503 asks us to wait: Retry-After, else retry-after-ms (OpenAI), else the reset of a
+    used-up limit."""
+    wait = parse_retry_after(headers.get("retry-after"))
+    if wait is not None:
+        return wait
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    return limit_wait_s(headers)

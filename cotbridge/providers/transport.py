@@ -8,11 +8,10 @@ The final error names the model, the endpoint and the status, never a header or 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,7 +32,7 @@ from cotbridge.errors import (
     MalformedResponseError,
     ProviderError,
 )
-from cotbridge.providers.ratelimit import RateLimiter, estimate_tokens
+from cotbridge.providers.ratelimit import RateLimiter, estimate_tokens, limit_wait_s, retry_wait_s
 from cotbridge.types import BridgeStats
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -51,29 +50,15 @@ class RetryPolicy:
     max_retry_after_s: float = 300.0
 
 
-class _Transient(Exception):
-    """Internal: a failure worth retrying, carrying the final error and any Retry-After."""
+class TransientFailure(Exception):
+    """A failure worth retrying, carrying the error to raise if retries run out and the server's requested wait.
+
+    SDK-based providers raise it from the attempt they hand to `Endpoint.call`; the endpoint retries it."""
 
     def __init__(self, error: ProviderError, retry_after: float | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def public_url(url: str) -> str:
@@ -107,6 +92,7 @@ class Endpoint:
         retry: RetryPolicy,
         stats: BridgeStats,
         limiter: RateLimiter | None = None,
+        watch_rate_limit_headers: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.root_url = server_root(self.base_url)
@@ -120,6 +106,8 @@ class Endpoint:
             multiplier=retry.initial_wait_s, max=retry.max_wait_s, jitter=retry.jitter_s
         )
         self.limiter = limiter
+        # Hosted APIs say in headers when a limit is used up; local servers send none, so they skip the lookups.
+        self.watch_rate_limit_headers = watch_rate_limit_headers
         # After a 429 with Retry-After, every request to this endpoint waits, not only the one that got it:
         # a storm of 429s then slows the run down instead of exhausting each request's retries.
         self._paused_until = 0.0
@@ -144,7 +132,7 @@ class Endpoint:
             await self._session.close()
             self._session = None
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         if self._api_key and self._api_key in text:
             text = text.replace(self._api_key, "[redacted]")
         return text
@@ -168,9 +156,9 @@ class Endpoint:
                     async with session.request(method, url, json=body) as resp:
                         answer = await resp.read()
                         status = resp.status
-                        retry_after = resp.headers.get("Retry-After")
+                        headers = resp.headers
                 except TimeoutError as exc:
-                    raise _Transient(
+                    raise TransientFailure(
                         APITimeoutError(
                             f"no answer within {self.timeout_s:g} s; raise timeout_s if the model is slow",
                             model=model,
@@ -178,29 +166,24 @@ class Endpoint:
                         )
                     ) from exc
                 except aiohttp.ClientError as exc:
-                    raise _Transient(
+                    raise TransientFailure(
                         APIConnectionError(
-                            f"connection failed ({type(exc).__name__}: {self._redact(str(exc))[:_ERROR_TEXT_LIMIT]})",
+                            f"connection failed ({type(exc).__name__}: {self.redact(str(exc))[:_ERROR_TEXT_LIMIT]})",
                             model=model,
                             endpoint=self.public_url,
                         )
                     ) from exc
             if status >= 400:
-                detail = self._redact(answer.decode("utf-8", "replace"))[:_ERROR_TEXT_LIMIT].strip()
-                error = APIStatusError(detail or "(empty body)", model=model, endpoint=self.public_url, status=status)
-                if status in TRANSIENT_STATUSES:
-                    wait = parse_retry_after(retry_after)
-                    if status == 429 and wait:
-                        self._paused_until = max(self._paused_until, time.monotonic() + wait)
-                    raise _Transient(error, wait)
-                raise error
+                raise self.status_failure(status, answer.decode("utf-8", "replace"), headers, model)
+            if self.watch_rate_limit_headers:
+                self.note_rate_limit_headers(headers)
             if not expect_json:
                 return answer
             try:
                 return json.loads(answer)
             except ValueError as exc:
                 snippet = answer[:80].decode("utf-8", "replace")
-                raise _Transient(
+                raise TransientFailure(
                     MalformedResponseError(
                         f"response to {urlsplit(url).path} is not valid JSON (starts {snippet!r})",
                         model=model,
@@ -208,20 +191,73 @@ class Endpoint:
                         status=status,
                     )
                 ) from exc
-        except _Transient as failure:
+        except TransientFailure as failure:
             if not first:
                 raise
-            return await self._retry(method, url, body, model, expect_json, failure)
+            return await self._retry(lambda: self._once(method, url, body, model, expect_json, False), failure)
         except ProviderError:
             if first:  # on later attempts `_retry` counts it
                 self.stats.errors += 1
             raise
 
+    def status_failure(
+        self, status: int, text: str, headers: Mapping[str, str], model: str
+    ) -> TransientFailure | APIStatusError:
+        """The error for an HTTP error status: transient (with the server's requested wait) or final.
+
+        A 429 that says how long to wait pauses every request to this endpoint, not only the one that got it."""
+        detail = self.redact(text)[:_ERROR_TEXT_LIMIT].strip()
+        error = APIStatusError(detail or "(empty body)", model=model, endpoint=self.public_url, status=status)
+        if status not in TRANSIENT_STATUSES:
+            return error
+        wait = retry_wait_s(headers)
+        if status == 429 and wait:
+            self._pause(wait)
+        return TransientFailure(error, wait)
+
+    def note_rate_limit_headers(self, headers: Mapping[str, str]) -> None:
+        """After a success that used up a provider limit, hold every request until the limit resets."""
+        wait = limit_wait_s(headers)
+        if wait:
+            self._pause(min(wait, self.retry.max_retry_after_s))
+
+    def _pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def call(self, attempt: Callable[[], Awaitable[Any]], body: Any, *, model: str) -> Awaitable[Any]:
+        """Runs one SDK call as a request of this endpoint: the pause after a 429, the rate limiter, the bound on
+        in-flight requests, statistics and retries apply as to the endpoint's own HTTP requests.
+
+        `attempt` performs the call once; it raises TransientFailure for what is worth retrying and a
+        ProviderError for the rest (SDK errors translated: no SDK exception leaves cotbridge).
+        """
+        return self._call_once(attempt, body, model, True)
+
+    async def _call_once(self, attempt: Callable[[], Awaitable[Any]], body: Any, model: str, first: bool) -> Any:
+        try:
+            if self._semaphore is None:
+                self._semaphore = asyncio.Semaphore(self.max_concurrency)
+            if self._paused_until and (pause := self._paused_until - time.monotonic()) > 0:
+                await asyncio.sleep(pause)
+            if self.limiter is not None:
+                await self.limiter.acquire(estimate_tokens(body))
+            async with self._semaphore:
+                self.stats.requests += 1
+                return await attempt()
+        except TransientFailure as failure:
+            if not first:
+                raise
+            return await self._retry(lambda: self._call_once(attempt, body, model, False), failure)
+        except ProviderError:
+            if first:
+                self.stats.errors += 1
+            raise
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        return self._not_before_retry_after(self._backoff(state), exc if isinstance(exc, _Transient) else None)
+        return self._not_before_retry_after(self._backoff(state), exc if isinstance(exc, TransientFailure) else None)
 
-    def _not_before_retry_after(self, backoff: float, failure: _Transient | None) -> float:
+    def _not_before_retry_after(self, backoff: float, failure: TransientFailure | None) -> float:
         """The backoff, but never sooner than the server's Retry-After (capped at max_retry_after_s)."""
         if failure is not None and failure.retry_after is not None:
             return max(backoff, min(failure.retry_after, self.retry.max_retry_after_s))
@@ -245,15 +281,13 @@ class Endpoint:
         url = (self.root_url if root else self.base_url) + path
         return self._once(method, url, body, model, expect_json)
 
-    async def _retry(
-        self, method: str, url: str, body: Any | None, model: str, expect_json: bool, first: _Transient
-    ) -> Any:
-        """Attempts 2..max_attempts through tenacity, after a first transient failure."""
+    async def _retry(self, again: Callable[[], Awaitable[Any]], first: TransientFailure) -> Any:
+        """Attempts 2..max_attempts (each `again()`) through tenacity, after a first transient failure."""
         last = first
         attempts = 1
         if self.retry.max_attempts > 1:
             retrying = AsyncRetrying(
-                retry=retry_if_exception_type(_Transient),
+                retry=retry_if_exception_type(TransientFailure),
                 stop=stop_after_attempt(self.retry.max_attempts - 1),
                 wait=self._wait,
                 reraise=True,
@@ -265,8 +299,8 @@ class Endpoint:
                     with attempt:
                         attempts += 1
                         self.stats.retries += 1
-                        return await self._once(method, url, body, model, expect_json, first=False)
-            except _Transient as final:
+                        return await again()
+            except TransientFailure as final:
                 last = final
             except ProviderError:
                 self.stats.errors += 1
@@ -277,6 +311,6 @@ class Endpoint:
             error.detail, model=error.model, endpoint=error.endpoint, status=error.status, attempts=attempts
         ) from None
 
-    def _first_wait(self, failure: _Transient) -> float:
+    def _first_wait(self, failure: TransientFailure) -> float:
         backoff = min(self.retry.initial_wait_s + random.uniform(0, self.retry.jitter_s), self.retry.max_wait_s)
         return self._not_before_retry_after(backoff, failure)
