@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -183,6 +184,14 @@ class ProgressView:
         self.counts: dict[str, dict[str, list[int]]] = {}
 
     def __call__(self, event: StudyProgress) -> None:
+        if event.plan is not None:
+            table = Table(title="plan", box=box.SIMPLE_HEAD)
+            for column in event.plan[0] if event.plan else ():
+                table.add_column(column)
+            for row in event.plan:
+                table.add_row(*row.values())
+            self.progress.console.print(table)
+            return
         if event.total is not None:
             self.tasks[event.phase] = self.progress.add_task(event.phase, total=event.total)
             self.counts[event.phase] = {}

@@ -73,6 +73,7 @@ class Report:
     matrix: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> sources, targets, values
     ensembles: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> steps, chosen share, endings
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> per condition tokens and USD
+    modes: dict[str, dict[str, int]] = field(default_factory=dict)  # evaluator -> injection mode -> trials
     failures: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -84,6 +85,7 @@ class Report:
             "matrix": self.matrix,
             "ensembles": self.ensembles,
             "costs": self.costs,
+            "modes": self.modes,
             "failures": self.failures,
         }
 
@@ -159,6 +161,9 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
             }
     report.ensembles = ensemble_summary(results, study)
     report.costs = cost_summary(results, study, trials)
+    for t in trials:
+        per = report.modes.setdefault(t.evaluator, {})
+        per[t.mode] = per.get(t.mode, 0) + 1
     return report
 
 
@@ -287,6 +292,12 @@ def render_table(report: Report, console: Console) -> None:
             f"{ens['steps_max']}; chosen sentences: {shares}; guard fallbacks {ens['guard_fallbacks']}; "
             f"ended: {endings}"
         )
+    if report.modes:
+        ran = "; ".join(
+            f"{model}: " + ", ".join(f"{mode} {n}" for mode, n in sorted(per.items()))
+            for model, per in sorted(report.modes.items())
+        )
+        console.print(f"trials per injection mode: {ran}")
     if report.costs:
         costs = Table(title="tokens and cost per model and condition", box=box.SIMPLE_HEAD)
         for column in ("model", "condition", "prompt tokens", "completion tokens", "of which reasoning", "USD"):

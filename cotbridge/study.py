@@ -210,6 +210,7 @@ class Progress:
     done: int = 0
     cached: bool = False
     error: str | None = None
+    plan: list[dict[str, str]] | None = None  # set once, before the first request (phase "plan")
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -336,6 +337,26 @@ class StudyRunner:
                 except ConfigError as exc:
                     raise ConfigError(f"[models.{name}]: {exc}") from None
 
+    def plan(self) -> list[dict[str, str]]:
+        """How every model will run: its roles, thinking format, what it shows of its CoT, and the injection
+        mode it gets a foreign CoT in. Call after `check()`."""
+        rows = []
+        for name, section in self.config.models.items():
+            model = self._model(name)
+            transfers = "transfer" in self.config.study.conditions
+            roles = [("generator", section.generator and transfers), ("evaluator", section.evaluator)]
+            rows.append(
+                {
+                    "name": name,
+                    "model": model.name,
+                    "roles": ", ".join(role for role, on in roles if on) or "-",
+                    "thinking format": model.thinking_format.name,
+                    "CoT visible": model.capabilities.reasoning_visibility,
+                    "injection": resolve_mode(model, section.injection) if section.evaluator else "-",
+                }
+            )
+        return rows
+
     async def _each(self, phase: str, jobs: list[tuple[str, Awaitable[Any]]], on_result: Callable[[Any], None]) -> None:
         """Runs (model name, awaitable) jobs concurrently; stores each result as it comes; failures are kept."""
         self.on_progress(Progress(phase=phase, total=len(jobs)))
@@ -363,6 +384,7 @@ class StudyRunner:
     async def run(self, problems: list[Problem]) -> RunSummary:
         config = self.config
         self.check()
+        self.on_progress(Progress(phase="plan", plan=self.plan()))
         self.results.save_study(self.name, config.model_dump())
         decoding = config.study.decoding
         conditions = set(config.study.conditions)

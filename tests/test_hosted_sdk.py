@@ -248,6 +248,26 @@ price = {{ input = 2.0, output = 8.0 }}
     }
     assert report.costs["claude"]["usd"] > 0 and report.costs["o3"]["usd"] > 0
     assert report.costs["o3"]["reasoning_tokens"] > 0
+    assert set(report.modes["o3"]) == {"context", "own"} and set(report.modes["smol"]) == {"prefill", "own"}
     # Claude's CoT reached o3 as material in the user message (context mode)
     assert any(REASONING in body["input"][-1]["content"] for body in faults.bodies if "input" in body)
     assert SECRET.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+
+def test_models_check_shows_what_a_hosted_model_can_do(faults: FaultServer) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENAI_API_KEY": SECRET, "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cotbridge.cli", "models", "check", "openai/o3", "--base-url", faults.base_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    for expected in ("summary", "context", "reasoning-field", "none in this API"):
+        assert expected in result.stdout
+    assert SECRET not in result.stdout + result.stderr
