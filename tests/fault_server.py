@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sys
 import threading
 import time
@@ -34,6 +35,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+
+def echo_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+    """Legacy completions `echo` log-probs (Together, Fireworks): the prompt cut at spaces, one log-prob per piece
+    (the first, like a real server's, without one)."""
+    prompt = str(body["prompt"])
+    tokens = [piece for piece in re.split(r"(?=\s)", prompt) if piece]
+    offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    values = [None] + [-0.5 - 0.1 * i for i in range(1, len(tokens))]
+    return {"tokens": tokens, "token_logprobs": values, "text_offset": offsets, "top_logprobs": None}
 
 
 def completion_for(body: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +61,9 @@ def completion_for(body: dict[str, Any]) -> dict[str, Any]:
             for i in range(n)
         ]
         obj = "chat.completion"
+    elif body.get("echo"):
+        choices = [{"index": 0, "text": body["prompt"], "finish_reason": "length", "logprobs": echo_logprobs(body)}]
+        obj = "text_completion"
     else:
         choices = [{"index": i, "text": f" text {digest} #{i}", "finish_reason": "length"} for i in range(n)]
         obj = "text_completion"

@@ -42,6 +42,20 @@ async def test_openrouter_asks_for_reasoning(faults: FaultServer, monkeypatch: p
     assert faults.bodies[-1]["reasoning"] == {"enabled": True}
 
 
+async def test_together_scores_a_continuation_with_echo_logprobs(
+    faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOGETHER_API_KEY", SECRET)
+    async with Bridge() as bridge:
+        qwq = bridge.model("together/Qwen/QwQ-32B", base_url=faults.base_url)
+        scored = await qwq.score("The sky is", " blue today.")
+    sent = faults.bodies[-1]
+    assert sent["echo"] is True and sent["prompt"] == "The sky is blue today." and sent["max_tokens"] == 1
+    assert [t.token for t in scored.tokens] == [" blue", " today."]  # only the continuation's tokens
+    assert [t.logprob for t in scored.tokens] == pytest.approx([-0.8, -0.9])
+    assert qwq.thinking_format.name == "think-tags" and qwq.capabilities.reasoning_visibility == "raw"
+
+
 async def test_missing_keys_and_unavailable_providers_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TOGETHER_API_KEY", raising=False)
     async with Bridge() as bridge:
