@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from cotbridge.cache import ResponseStore, SingleFlight
-from cotbridge.costs import Budget, Price
+from cotbridge.costs import Budget, Price, default_price
 from cotbridge.datasets.base import Problem
 from cotbridge.ensemble import EnsembleTrace, build_ensemble
 from cotbridge.errors import ConfigError
@@ -150,7 +150,8 @@ class Bridge:
         thinking_format overrides the family guessed from the model id (think-tags, openthinker, harmony,
         reasoning-field, none); injection sets the default CoT injection mode (prefill or context).
         rpm / tpm: requests and tokens per minute allowed on this model's endpoint (the first limits given for an
-        endpoint apply to every model on it). price: USD per million tokens, for costs and the bridge's budget.
+        endpoint apply to every model on it). price: USD per million tokens, for costs and the bridge's budget (hosted
+        models default to the price map bundled with litellm, when it is installed).
         extra_body: fields added to every chat and completion request of this model (part of the cache key).
         """
         provider_name, sep, model_id = model.partition("/")
@@ -205,6 +206,7 @@ class Bridge:
         if hosted is not None:
             assert api_key is not None
             remote: Any = hosted_provider(hosted, model, model_id, endpoint, api_key)
+            price = price or default_price(model)
         else:
             assert provider_cls is not None
             remote = provider_cls(model, model_id, endpoint)

@@ -580,7 +580,9 @@ class Model:
         """A priced request under a budget: refused before it could pass the limit, then charged what it cost."""
         budget, price = self._bridge.budget, self.price
         assert budget is not None and price is not None
-        reserved = budget.reserve(price, estimate_tokens(body), self.name)
+        # SDK providers know what the vendor request adds (a thinking budget on top of max_tokens).
+        estimate = getattr(self.provider, "estimate_tokens", estimate_tokens)
+        reserved = budget.reserve(price, estimate(body), self.name)
         actual = 0.0
         try:
             response: dict[str, Any] = await call(body)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cotbridge.answer_removal import remove_answer, remove_answer_by_rule
 from cotbridge.bridge import Bridge
-from cotbridge.costs import BudgetExceeded, Price
+from cotbridge.costs import BudgetExceeded, Price, default_price
 from cotbridge.datasets import load_dataset
 from cotbridge.datasets.base import Problem
 from cotbridge.ensemble import EnsembleTrace, build_ensemble
@@ -337,6 +337,13 @@ class StudyRunner:
                 except ConfigError as exc:
                     raise ConfigError(f"[models.{name}]: {exc}") from None
 
+    def fill_default_prices(self) -> None:
+        """Hosted models without a price in the study file get the bundled one (see `cotbridge.costs`); stored
+        with the study's config, so its report prices them too."""
+        for section in self.config.models.values():
+            if section.price is None and (price := default_price(section.model)) is not None:
+                section.price = PriceSection(input=price.input, output=price.output)
+
     def plan(self) -> list[dict[str, str]]:
         """How every model will run: its roles, thinking format, what it shows of its CoT, and the injection
         mode it gets a foreign CoT in. Call after `check()`."""
@@ -353,6 +360,7 @@ class StudyRunner:
                     "thinking format": model.thinking_format.name,
                     "CoT visible": model.capabilities.reasoning_visibility,
                     "injection": resolve_mode(model, section.injection) if section.evaluator else "-",
+                    "USD per M in/out": f"{section.price.input:g} / {section.price.output:g}" if section.price else "-",
                 }
             )
         return rows
@@ -384,6 +392,7 @@ class StudyRunner:
     async def run(self, problems: list[Problem]) -> RunSummary:
         config = self.config
         self.check()
+        self.fill_default_prices()
         self.on_progress(Progress(phase="plan", plan=self.plan()))
         self.results.save_study(self.name, config.model_dump())
         decoding = config.study.decoding

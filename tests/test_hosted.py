@@ -5,6 +5,7 @@ providers document (DeepSeek: `reasoning_content`; OpenRouter: a `reasoning` req
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,13 @@ base_url = "{faults.base_url}"
         ("reasoner", "smol", "context"),
         ("reasoner", "reasoner", "context"),
     }
+    if importlib.util.find_spec("litellm") is not None:  # no price in the study: the bundled one applies
+        from cotbridge.report import build_report
+
+        results = ResultsDB(db)
+        costs = build_report(results, "mixed", "strict").costs
+        results.close()
+        assert costs["reasoner"]["usd"] > 0 and costs["smol"]["usd"] is None
     assert SECRET.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
 
 

@@ -271,3 +271,12 @@ def test_models_check_shows_what_a_hosted_model_can_do(faults: FaultServer) -> N
     for expected in ("summary", "context", "reasoning-field", "none in this API"):
         assert expected in result.stdout
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_bundled_prices_for_hosted_models_only() -> None:
+    from cotbridge.costs import Price, default_price
+
+    assert default_price("openai/o3") == Price(input=2.0, output=8.0)  # litellm 1.110.2's map
+    assert default_price("deepseek/deepseek-reasoner") == Price(input=0.28, output=0.42)
+    assert default_price("local/smollm2-135m") is None and default_price("vllm/o3") is None
+    assert default_price("openai/no-such-model") is None

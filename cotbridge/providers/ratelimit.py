@@ -26,7 +26,8 @@ def estimate_tokens(body: Any) -> int:
     if not isinstance(body, dict):
         return 0
     text = 0
-    for message in body.get("messages") or ():
+    messages = body.get("messages") or body.get("input") or ()  # chat, or OpenAI's Responses API
+    for message in messages if isinstance(messages, list) else ():
         if isinstance(message, dict) and isinstance(message.get("content"), str):
             text += len(message["content"])
     prompt = body.get("prompt")
@@ -34,7 +35,12 @@ def estimate_tokens(body: Any) -> int:
         text += len(prompt)
     elif isinstance(prompt, list):
         text += CHARS_PER_TOKEN * len(prompt)
-    output = body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_OUTPUT_BUDGET
+    output = (
+        body.get("max_tokens")
+        or body.get("max_completion_tokens")
+        or body.get("max_output_tokens")
+        or DEFAULT_OUTPUT_BUDGET
+    )
     return text // CHARS_PER_TOKEN + int(output) * int(body.get("n") or 1)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from cotbridge.errors import APIConnectionError, APITimeoutError, ProviderError, UnsupportedOperation
 from cotbridge.providers.base import Capabilities
+from cotbridge.providers.ratelimit import estimate_tokens
 from cotbridge.providers.transport import Endpoint, TransientFailure
 from cotbridge.types import ContinuationScore, Message
 
@@ -59,7 +60,11 @@ class SDKProvider:
         """Shapes the request for the vendor (refusing what it cannot send before anything is sent), then runs
         it as a request of the endpoint."""
         request = self.shape(body)
-        return self.endpoint.call(lambda: self._translated(request), body, model=self.model_name)
+        return self.endpoint.call(lambda: self._translated(request), request, model=self.model_name)
+
+    def estimate_tokens(self, body: dict[str, Any]) -> int:
+        """Tokens a request may count, thinking budget included (for budgets and tokens-per-minute limits)."""
+        return estimate_tokens(self.shape(body))
 
     def shape(self, body: dict[str, Any]) -> dict[str, Any]:
         """The vendor request for a chat-completion body; raises UnsupportedOperation for what it cannot carry."""
