@@ -11,6 +11,8 @@ The `model` field of each request picks the behaviour, so one server covers ever
   hang          never answers within any sane timeout
   empty         answers 200 with an empty message
   reasoner      answers like DeepSeek's reasoner: the reasoning in `reasoning_content`, the answer in `content`
+  Qwen/QwQ-32B  answers `echo` requests with prompt log-probs, as Together and Fireworks do (every other model
+                ignores `echo`, as llama.cpp does)
   limit-used-up answers 200 but says in rate-limit headers that the request limit is used up for 1 s
   limit-429     answers 429 without Retry-After the first time, the reset only in rate-limit headers (1 s)
 Besides the OpenAI chat format it answers in three hosted wire formats, each as its API reference documents:
@@ -35,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+ECHO_MODEL = "Qwen/QwQ-32B"  # the one model whose `echo` requests get prompt log-probs
 
 
 def echo_logprobs(body: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +65,7 @@ def completion_for(body: dict[str, Any]) -> dict[str, Any]:
             for i in range(n)
         ]
         obj = "chat.completion"
-    elif body.get("echo"):
+    elif body.get("echo") and body.get("model") == ECHO_MODEL:
         choices = [{"index": 0, "text": body["prompt"], "finish_reason": "length", "logprobs": echo_logprobs(body)}]
         obj = "text_completion"
     else:
