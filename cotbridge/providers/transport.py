@@ -194,11 +194,18 @@ class Endpoint:
         except TransientFailure as failure:
             if not first:
                 raise
-            return await self._retry(lambda: self._once(method, url, body, model, expect_json, False), failure)
+            return await self._retry_request(method, url, body, model, expect_json, failure)
         except ProviderError:
             if first:  # on later attempts `_retry` counts it
                 self.stats.errors += 1
             raise
+
+    def _retry_request(
+        self, method: str, url: str, body: Any | None, model: str, expect_json: bool, failure: TransientFailure
+    ) -> Awaitable[Any]:
+        # Apart from `_once` on purpose: a lambda there would turn its locals into closure cells, which makes
+        # every access on the hot path slower (measured: about 10% of requests/s).
+        return self._retry(lambda: self._once(method, url, body, model, expect_json, False), failure)
 
     def status_failure(
         self, status: int, text: str, headers: Mapping[str, str], model: str
