@@ -396,5 +396,21 @@ def render_html(report: Report) -> str:
         parts.append(f"<tr><td class=l>{e(label)}</td>")
         parts.extend(f"<td style='background:{_heat(per.get(ev))}'>{_fmt(per.get(ev))}</td>" for ev in evaluators)
         parts.append("</tr>")
-    parts.append("</table></body></html>")
+    parts.append("</table>")
+    if report.costs:
+        parts.append(
+            "<table><caption>Tokens and cost per model and condition</caption><tr><th class=l>model</th>"
+            "<th class=l>condition</th><th>prompt tokens</th><th>completion tokens</th><th>of which reasoning</th>"
+            "<th>USD</th></tr>"
+        )
+        for model, spent in report.costs.items():
+            rows = [*spent["rows"].items(), ("total", spent)]
+            for label, row in rows:
+                usd = "-" if row["usd"] is None else f"{row['usd']:.4f}"
+                parts.append(
+                    f"<tr><td class=l>{e(model)}</td><td class=l>{e(label)}</td><td>{row['prompt_tokens']:,}</td>"
+                    f"<td>{row['completion_tokens']:,}</td><td>{row['reasoning_tokens']:,}</td><td>{usd}</td></tr>"
+                )
+        parts.append("</table>")
+    parts.append("</body></html>")
     return "".join(parts)

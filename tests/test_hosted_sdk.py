@@ -249,6 +249,10 @@ price = {{ input = 2.0, output = 8.0 }}
     assert report.costs["claude"]["usd"] > 0 and report.costs["o3"]["usd"] > 0
     assert report.costs["o3"]["reasoning_tokens"] > 0
     assert set(report.modes["o3"]) == {"context", "own"} and set(report.modes["smol"]) == {"prefill", "own"}
+    from cotbridge.report import render_html
+
+    page = render_html(report)
+    assert "Tokens and cost per model and condition" in page and f"{report.costs['o3']['usd']:.4f}" in page
     # Claude's CoT reached o3 as material in the user message (context mode)
     assert any(REASONING in body["input"][-1]["content"] for body in faults.bodies if "input" in body)
     assert SECRET.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
