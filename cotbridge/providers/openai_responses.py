@@ -25,15 +25,12 @@ def responses_request(body: dict[str, Any], *, reasoning_model: bool) -> dict[st
 
     `reasoning_effort` (the chat parameter) becomes `reasoning.effort`; `thinking_budget` (cotbridge's, default
     DEFAULT_THINKING_BUDGET) is added to max_tokens for reasoning models, so max_tokens stays the answer's room.
-    Responses has no `n`, `seed` or `stop`: cotbridge sends one request per sample, and the others are refused
-    here rather than dropped silently.
+    Responses has no `n`, `seed` or `stop`: cotbridge sends one request per sample; `seed` is left out (the
+    cache is what keeps reruns identical); `stop` is refused, since dropping it would change the answer.
     """
-    rest = dict(body)
-    if reasoning_model:
-        rest = sampling_free(rest)
-    for unsupported in ("stop", "seed"):
-        if unsupported in rest:
-            raise ValueError(f"the Responses API has no {unsupported!r} parameter")
+    rest = sampling_free(body) if reasoning_model else {k: v for k, v in body.items() if k != "seed"}
+    if "stop" in rest:
+        raise ValueError("the Responses API has no 'stop' parameter")
     request: dict[str, Any] = {"model": rest.pop("model"), "input": rest.pop("messages"), "store": False}
     budget = int(rest.pop("thinking_budget", DEFAULT_THINKING_BUDGET))
     max_tokens = rest.pop("max_tokens", None)
