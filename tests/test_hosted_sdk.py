@@ -88,6 +88,8 @@ async def test_openai_reasoning_model_through_the_responses_api(
         again = await o3.chat(ASK, temperature=0.7, max_tokens=64, n=3)
     assert faults.total == requests and [s.text for s in again] == [s.text for s in samples]
     assert SECRET.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert c.raw["vendor_request"]["max_output_tokens"] == 64 + DEFAULT_THINKING_BUDGET
+    assert c.raw["response"]["output"][0]["type"] == "reasoning"  # the Responses answer, stored whole
 
 
 async def test_openai_chat_model_keeps_sampling_and_logprobs(faults: FaultServer, keys: None) -> None:

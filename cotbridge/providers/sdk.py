@@ -72,7 +72,10 @@ class SDKProvider:
 
     async def _translated(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self._attempt(request)
+            answer = await self._attempt(request)
+            # The cache stores the body cotbridge was asked for; this is what the vendor got (no key in it).
+            answer["vendor_request"] = request
+            return answer
         except (ProviderError, TransientFailure):
             raise
         except Exception as exc:  # every SDK error, whatever its class, becomes a cotbridge error
