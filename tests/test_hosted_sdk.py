@@ -286,3 +286,21 @@ def test_bundled_prices_for_hosted_models_only() -> None:
     assert default_price("deepseek/deepseek-reasoner") == Price(input=0.28, output=0.42)
     assert default_price("local/smollm2-135m") is None and default_price("vllm/o3") is None
     assert default_price("openai/no-such-model") is None
+
+
+async def test_the_mixed_example_plans_without_a_request(keys: None, tmp_path: Path) -> None:
+    from cotbridge.results import ResultsDB
+    from cotbridge.study import StudyRunner, load_study
+
+    config = load_study(Path(__file__).resolve().parent.parent / "examples" / "mixed_open_closed.toml")
+    results = ResultsDB(tmp_path / "r.db")
+    async with Bridge() as bridge:
+        runner = StudyRunner(config, bridge, results)
+        runner.check()
+        runner.fill_default_prices()
+        plan = {row["name"]: row for row in runner.plan()}
+    results.close()
+    assert plan["o4mini"]["roles"] == "evaluator" and plan["o4mini"]["CoT visible"] == "summary"
+    assert plan["claude"]["CoT visible"] == "raw" and plan["claude"]["USD per M in/out"] == "3 / 15"
+    assert {row["injection"] for name, row in plan.items() if name != "qwq"} == {"context"}
+    assert plan["deepseek"]["USD per M in/out"] != "-"  # the bundled price
