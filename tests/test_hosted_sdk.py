@@ -113,6 +113,9 @@ async def test_anthropic_extended_thinking_through_litellm(faults: FaultServer, 
         old = bridge.model("anthropic/claude-3-7-sonnet-latest", base_url=faults.root_url)
         plain = bridge.model("anthropic/claude-3-5-haiku-latest", base_url=faults.root_url)
         p = await plain.chat(ASK, temperature=0.2, max_tokens=32)
+        high = await claude.chat(ASK, temperature=0.7, max_tokens=100, extra_body={"reasoning_effort": "high"})
+        with pytest.raises(UnsupportedOperation, match="reasoning_effort 'max'"):
+            await claude.chat(ASK, extra_body={"reasoning_effort": "max"})
     sent = faults.bodies[0]
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": DEFAULT_THINKING_BUDGET}
     assert sent["max_tokens"] == 256 + DEFAULT_THINKING_BUDGET
@@ -124,6 +127,8 @@ async def test_anthropic_extended_thinking_through_litellm(faults: FaultServer, 
     assert old.capabilities.reasoning_visibility == "raw" and old.thinking_format.name == "reasoning-field"
     assert plain.capabilities.reasoning_visibility == "none" and p.reasoning is None
     assert "thinking" not in faults.bodies[1] and faults.bodies[1]["temperature"] == 0.2
+    assert faults.bodies[2]["thinking"]["budget_tokens"] == 4096 and faults.bodies[2]["max_tokens"] == 100 + 4096
+    assert "temperature" not in faults.bodies[2] and high.reasoning == REASONING and len(faults.bodies) == 3
 
 
 async def test_gemini_thought_summaries_through_litellm(faults: FaultServer, keys: None) -> None:

@@ -17,6 +17,8 @@ from cotbridge.providers.sdk import DEFAULT_THINKING_BUDGET, SDKProvider, plain_
 
 LITELLM_VERSION = "1.110.2"  # the version the extra pins; 1.82.7 and 1.82.8 were compromised releases
 DEFAULT_ANSWER_TOKENS = 1024  # Anthropic requires max_tokens
+# reasoning_effort as a thinking budget in tokens (Anthropic's minimum budget is 1024)
+EFFORT_BUDGETS = {"low": 1024, "medium": 2048, "high": 4096}
 
 
 def import_litellm() -> Any:
@@ -37,7 +39,8 @@ class LiteLLMProvider(SDKProvider):
     """`anthropic/<model>` and `gemini/<model>` through `litellm.acompletion`."""
 
     def shape(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Thinking on for thinking families (budget: the request's `thinking_budget`, else the default), with
+        """Thinking on for thinking families and whenever `reasoning_effort` is given (budget: the request's
+        `thinking`, else `reasoning_effort` by EFFORT_BUDGETS, else `thinking_budget`, else the default), with
         the budget added to max_tokens so max_tokens stays the answer's room; parameters the vendor rejects
         left out."""
         request = dict(body)
@@ -45,8 +48,16 @@ class LiteLLMProvider(SDKProvider):
             raise UnsupportedOperation(f"{self.model_name}: {self.name} returns no log-probs")
         request.pop("top_logprobs", None)
         budget = int(request.pop("thinking_budget", DEFAULT_THINKING_BUDGET))
-        thinks = self.capabilities.reasoning_visibility != "none"
-        if thinks and "thinking" not in request and "reasoning_effort" not in request:
+        effort = request.pop("reasoning_effort", None)
+        if effort is not None:
+            if effort not in EFFORT_BUDGETS:
+                raise UnsupportedOperation(
+                    f"{self.model_name}: reasoning_effort {effort!r} is not one of {sorted(EFFORT_BUDGETS)}; "
+                    "or give thinking_budget in tokens"
+                )
+            budget = EFFORT_BUDGETS[effort]
+        thinks = self.capabilities.reasoning_visibility != "none" or effort is not None
+        if thinks and "thinking" not in request:
             request["thinking"] = {"type": "enabled", "budget_tokens": budget}
         thinking = request.get("thinking")
         if isinstance(thinking, dict) and thinking.get("type") == "enabled":
