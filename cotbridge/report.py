@@ -299,7 +299,7 @@ def render_table(report: Report, console: Console) -> None:
         )
         console.print(f"trials per injection mode: {ran}")
     if report.costs:
-        costs = Table(title="tokens and cost per model and condition", box=box.SIMPLE_HEAD)
+        costs = Table(title="tokens and cost (per condition for priced models)", box=box.SIMPLE_HEAD)
         for column in ("model", "condition", "prompt tokens", "completion tokens", "of which reasoning", "USD"):
             costs.add_column(column, justify="left" if column in ("model", "condition") else "right")
 
@@ -307,7 +307,8 @@ def render_table(report: Report, console: Console) -> None:
             return "-" if value is None else f"{value:.4f}"
 
         for model, spent in report.costs.items():
-            for label, row in spent["rows"].items():
+            # Per-condition rows for priced models only: for the others, tokens per condition are in JSON/HTML.
+            for label, row in spent["rows"].items() if spent["usd"] is not None else ():
                 costs.add_row(
                     model,
                     label,

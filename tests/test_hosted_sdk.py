@@ -256,8 +256,16 @@ price = {{ input = 2.0, output = 8.0 }}
     assert report.costs["claude"]["usd"] > 0 and report.costs["o3"]["usd"] > 0
     assert report.costs["o3"]["reasoning_tokens"] > 0
     assert set(report.modes["o3"]) == {"context", "own"} and set(report.modes["smol"]) == {"prefill", "own"}
-    from cotbridge.report import render_html
+    from rich.console import Console
 
+    from cotbridge.report import render_html, render_table
+
+    console = Console(record=True, width=200)
+    render_table(report, console)
+    lines = console.export_text().splitlines()
+    priced_rows = [line.split() for line in lines if line.strip().startswith("o3 ")]
+    assert len(priced_rows) > 2 and any(row[1] == "total" for row in priced_rows)  # per condition, then total
+    assert [line.split()[1] for line in lines if line.strip().startswith("smol ")] == ["total"]  # unpriced
     page = render_html(report)
     assert "Tokens and cost per model and condition" in page and f"{report.costs['o3']['usd']:.4f}" in page
     # Claude's CoT reached o3 as material in the user message (context mode)
