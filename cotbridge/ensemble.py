@@ -22,6 +22,7 @@ from cotbridge.datasets.base import Problem
 from cotbridge.errors import ConfigError, UnsupportedOperation
 from cotbridge.reasoning import Explanation
 from cotbridge.sentences import last_complete_sentence_end, split_sentences
+from cotbridge.types import Usage
 
 if TYPE_CHECKING:
     from cotbridge.model import Model
@@ -113,8 +114,9 @@ def first_sentence(generated: str, *, capped: bool) -> tuple[str, bool]:
 
 async def _propose(
     generator: Model, name: str, problem: Problem, cot: str, k: int, max_tokens: int, temperature: float, seed: int
-) -> list[tuple[str, str, bool, bool]]:
-    """(proposer, sentence, closes, capped) for k samples of one generator continuing the shared CoT."""
+) -> tuple[list[tuple[str, str, bool, bool]], Usage]:
+    """(proposer, sentence, closes, capped) for k samples of one generator continuing the shared CoT, and the
+    tokens those samples took."""
     fmt = generator.thinking_format
     rendered = await generator.render(problem.prompt)
     prompt = rendered + fmt.opening(rendered) + cot
@@ -132,7 +134,7 @@ async def _propose(
         # A sentence that ends right where the model closed its reasoning closes it.
         closes = closes and sentence.strip() == text.strip()
         proposals.append((f"{name}#{completion.sample_index}", sentence, closes, capped))
-    return proposals
+    return proposals, sum((c.usage for c in completions), Usage())
 
 
 async def _score(evaluator: Model, problem: Problem, cot: str, text: str) -> tuple[float, float, int]:
@@ -178,6 +180,7 @@ async def build_ensemble(
     stats = generators[0]._bridge.stats
     trace = EnsembleTrace()
     cot = ""
+    usage = Usage()  # the candidates' generation (scoring requests report no usage)
     for step_index in range(max_steps):
         started = time.perf_counter()
         requests, hits = stats.requests, stats.cache_hits
@@ -190,7 +193,8 @@ async def build_ensemble(
             )
         )
         merged: dict[str, Candidate] = {}
-        for proposals in proposed:
+        for proposals, used in proposed:
+            usage = usage + used
             for proposer, text, closes, capped in proposals:
                 candidate = merged.get(text)
                 if candidate is None:
@@ -265,5 +269,6 @@ async def build_ensemble(
         temperature=temperature,
         seed=seed,
         truncated=not trace.ended.startswith(("the chosen", "closed by", "a generator")),
+        usage=usage,
     )
     return explanation, trace

@@ -55,6 +55,8 @@ async def test_ensemble_of_two_generators(llama_server: str, tmp_path: Path) -> 
         again, trace_again = await bridge.ensemble(PROBLEM, generators=[a, b], evaluators=[a, b], **options)
         assert bridge.stats.requests == 0, "a finished ensemble replays from the cache"
     assert again.cot == explanation.cot and trace_again.ended == trace.ended
+    # every candidate's tokens are counted (6 per step), from the server or the cache alike
+    assert explanation.usage.completion_tokens >= 6 * len(trace.steps) and again.usage == explanation.usage
 
 
 async def test_an_ensemble_always_ends(llama_server: str) -> None:
