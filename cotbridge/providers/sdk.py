@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from cotbridge.errors import APIConnectionError, APITimeoutError, ProviderError, UnsupportedOperation
+from cotbridge.errors import ProviderError, UnsupportedOperation
 from cotbridge.providers.base import Capabilities
 from cotbridge.providers.ratelimit import estimate_tokens
 from cotbridge.providers.transport import Endpoint, TransientFailure
@@ -90,24 +90,17 @@ class SDKProvider:
         follow the endpoint's status rules (429 and 5xx transient, with the server's requested wait)."""
         import openai  # litellm's exceptions subclass openai's
 
-        model, endpoint = self.model_name, self.endpoint.public_url
         if isinstance(exc, openai.APITimeoutError):
-            return TransientFailure(
-                APITimeoutError(
-                    f"no answer within {self.endpoint.timeout_s:g} s; raise timeout_s if the model is slow",
-                    model=model,
-                    endpoint=endpoint,
-                )
-            )
+            return self.endpoint.timeout_failure(self.model_name)
         if isinstance(exc, openai.APIConnectionError):
-            return TransientFailure(
-                APIConnectionError(f"connection failed ({type(exc).__name__})", model=model, endpoint=endpoint)
-            )
+            return self.endpoint.connection_failure(self.model_name, exc)
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):
             return self.endpoint.status_failure(status, _error_text(exc), _error_headers(exc), self.model_name)
         return ProviderError(
-            f"{type(exc).__name__}: {self.endpoint.redact(str(exc))[:300]}", model=model, endpoint=endpoint
+            f"{type(exc).__name__}: {self.endpoint.redact(str(exc))[:300]}",
+            model=self.model_name,
+            endpoint=self.endpoint.public_url,
         )
 
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:

@@ -146,10 +146,8 @@ class Endpoint:
         try:
             session = self._ensure_session()
             assert self._semaphore is not None
-            if self._paused_until and (pause := self._paused_until - time.monotonic()) > 0:
-                await asyncio.sleep(pause)
-            if self.limiter is not None:
-                await self.limiter.acquire(estimate_tokens(body))
+            if self._paused_until or self.limiter is not None:
+                await self._admit(body)
             async with self._semaphore:
                 self.stats.requests += 1
                 try:
@@ -158,21 +156,9 @@ class Endpoint:
                         status = resp.status
                         headers = resp.headers
                 except TimeoutError as exc:
-                    raise TransientFailure(
-                        APITimeoutError(
-                            f"no answer within {self.timeout_s:g} s; raise timeout_s if the model is slow",
-                            model=model,
-                            endpoint=self.public_url,
-                        )
-                    ) from exc
+                    raise self.timeout_failure(model) from exc
                 except aiohttp.ClientError as exc:
-                    raise TransientFailure(
-                        APIConnectionError(
-                            f"connection failed ({type(exc).__name__}: {self.redact(str(exc))[:_ERROR_TEXT_LIMIT]})",
-                            model=model,
-                            endpoint=self.public_url,
-                        )
-                    ) from exc
+                    raise self.connection_failure(model, exc) from exc
             if status >= 400:
                 raise self.status_failure(status, answer.decode("utf-8", "replace"), headers, model)
             if self.watch_rate_limit_headers:
@@ -206,6 +192,32 @@ class Endpoint:
         # Apart from `_once` on purpose: a lambda there would turn its locals into closure cells, which makes
         # every access on the hot path slower (measured: about 10% of requests/s).
         return self._retry(lambda: self._once(method, url, body, model, expect_json, False), failure)
+
+    async def _admit(self, body: Any) -> None:
+        """Waits out a pause after a 429 or a used-up limit, then for the rate limiter. Awaited only when either
+        is set, so the usual request spends no coroutine frame on it."""
+        if (pause := self._paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(pause)
+        if self.limiter is not None:
+            await self.limiter.acquire(estimate_tokens(body))
+
+    def timeout_failure(self, model: str) -> TransientFailure:
+        return TransientFailure(
+            APITimeoutError(
+                f"no answer within {self.timeout_s:g} s; raise timeout_s if the model is slow",
+                model=model,
+                endpoint=self.public_url,
+            )
+        )
+
+    def connection_failure(self, model: str, exc: BaseException) -> TransientFailure:
+        return TransientFailure(
+            APIConnectionError(
+                f"connection failed ({type(exc).__name__}: {self.redact(str(exc))[:_ERROR_TEXT_LIMIT]})",
+                model=model,
+                endpoint=self.public_url,
+            )
+        )
 
     def status_failure(
         self, status: int, text: str, headers: Mapping[str, str], model: str
@@ -244,10 +256,8 @@ class Endpoint:
         try:
             if self._semaphore is None:
                 self._semaphore = asyncio.Semaphore(self.max_concurrency)
-            if self._paused_until and (pause := self._paused_until - time.monotonic()) > 0:
-                await asyncio.sleep(pause)
-            if self.limiter is not None:
-                await self.limiter.acquire(estimate_tokens(body))
+            if self._paused_until or self.limiter is not None:
+                await self._admit(body)
             async with self._semaphore:
                 self.stats.requests += 1
                 return await attempt()
