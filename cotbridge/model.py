@@ -240,7 +240,7 @@ class Model:
 
     async def _finish(self, op: str, body: dict[str, Any], n: int, prefill: str | None, looked_up: str | None) -> Any:
         """`looked_up`: the body's canonical JSON when sample 0 was already looked up and not found."""
-        if self._bridge._store is None and self._started:
+        if self._bridge._store is None and self._started and (n == 1 or self.capabilities.n_samples):
             # Cache off: straight to the transport, one coroutine frame fewer on every resumption.
             started = time.perf_counter()
             response = await self._send(op, body, n, None)
@@ -511,9 +511,7 @@ class Model:
         missing = [i for i in range(n) if results[i] is None]
         if not missing:
             return results  # type: ignore[return-value]
-        # One call for all missing samples; where the API has no `n`, one call per sample, each stored as it
-        # arrives so a failure of one loses none of the others.
-        batches = [missing] if self.capabilities.n_samples or len(missing) == 1 else [[i] for i in missing]
+        batches = self._sample_batches(missing)
         fetched = await asyncio.gather(*(self._fetch_shared(op, body, batch, keys, compute) for batch in batches))
         for batch, batch_results in zip(batches, fetched, strict=True):
             for i, result in zip(batch, batch_results, strict=True):
@@ -533,8 +531,16 @@ class Model:
             return [result.shared() for result in fetched]
         return fetched
 
+    def _sample_batches(self, indices: list[int]) -> list[list[int]]:
+        """Samples per network call: all in one call (`n`), or, where the API has no `n`, one call per sample,
+        each stored as it arrives so a failure of one loses none of the others."""
+        return [indices] if self.capabilities.n_samples or len(indices) == 1 else [[i] for i in indices]
+
     async def _fetch(self, op: str, body: dict[str, Any], n: int, compute: Any) -> list[_Result]:
-        """One network call for n samples, not cached."""
+        """n samples, not cached: one network call, or one per sample (see `_sample_batches`)."""
+        if len(batches := self._sample_batches(list(range(n)))) > 1:
+            parts = await asyncio.gather(*(self._fetch(op, body, 1, compute) for _ in batches))
+            return [result for part in parts for result in part]
         started = time.perf_counter()
         response = await self._send(op, body, n, compute)
         latency = time.perf_counter() - started
@@ -558,23 +564,7 @@ class Model:
         call = self.provider.chat if op == "chat" else self.provider.completions
         if self.price is not None and self._bridge.budget is not None:
             call = functools.partial(self._send_within_budget, call)
-        if count == 1:
-            return call(body)
-        if not self.capabilities.n_samples:
-            return self._send_each(call, body, count)
-        return call({**body, "n": count})
-
-    async def _send_each(self, call: Any, body: dict[str, Any], count: int) -> dict[str, Any]:
-        """n samples from an API without `n` (most hosted ones): n concurrent requests, merged into one response
-        with n choices, so the samples are cached and counted like those of a server that has `n`."""
-        responses = await asyncio.gather(*(call(body) for _ in range(count)))
-        usage: dict[str, int] = {}
-        for response in responses:
-            for name, value in (response.get("usage") or {}).items():
-                if isinstance(value, int):
-                    usage[name] = usage.get(name, 0) + value
-        choices = [{**(r.get("choices") or [{}])[0], "index": i} for i, r in enumerate(responses)]
-        return {**responses[0], "choices": choices, "usage": usage}
+        return call(body) if count == 1 else call({**body, "n": count})
 
     async def _send_within_budget(self, call: Any, body: dict[str, Any]) -> dict[str, Any]:
         """A priced request under a budget: refused before it could pass the limit, then charged what it cost."""

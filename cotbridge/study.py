@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cotbridge.answer_removal import remove_answer, remove_answer_by_rule
 from cotbridge.bridge import Bridge
-from cotbridge.costs import BudgetExceeded, Price, default_price
+from cotbridge.costs import BudgetExceeded, Price
 from cotbridge.datasets import load_dataset
 from cotbridge.datasets.base import Problem
 from cotbridge.ensemble import EnsembleTrace, build_ensemble
@@ -338,10 +338,11 @@ class StudyRunner:
                     raise ConfigError(f"[models.{name}]: {exc}") from None
 
     def fill_default_prices(self) -> None:
-        """Hosted models without a price in the study file get the bundled one (see `cotbridge.costs`); stored
-        with the study's config, so its report prices them too."""
-        for section in self.config.models.values():
-            if section.price is None and (price := default_price(section.model)) is not None:
+        """Hosted models without a price in the study file run at the bundled one their Model got from the
+        bridge (see `cotbridge.costs`); written into the study's config, so its report prices them too."""
+        for name, section in self.config.models.items():
+            price = self._model(name).price
+            if section.price is None and price is not None:
                 section.price = PriceSection(input=price.input, output=price.output)
 
     def plan(self) -> list[dict[str, str]]:

@@ -106,6 +106,14 @@ async def test_openai_chat_model_keeps_sampling_and_logprobs(faults: FaultServer
     assert faults.total == 1  # the refused requests never left
 
 
+async def test_samples_without_a_cache_are_one_request_each(faults: FaultServer, keys: None) -> None:
+    async with Bridge() as bridge:  # no cache: the path straight to the transport
+        samples = await bridge.model("openai/o3", base_url=faults.base_url).chat(ASK, temperature=1.0, n=3)
+    assert len(samples) == 3 and [s.sample_index for s in samples] == [0, 1, 2]
+    assert faults.total == 3 and all("n" not in body for body in faults.bodies)
+    assert all(s.usage.reasoning_tokens == 32 for s in samples)
+
+
 async def test_anthropic_extended_thinking_through_litellm(faults: FaultServer, keys: None) -> None:
     async with Bridge() as bridge:
         claude = bridge.model("anthropic/claude-sonnet-4-5", base_url=faults.root_url)
