@@ -30,9 +30,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from cotbridge import Bridge, load_dataset  # noqa: E402
-from cotbridge.ensemble import EnsembleTrace  # noqa: E402
-from cotbridge.model import Model  # noqa: E402
+from cotbridge import Bridge, EnsembleOptions, build_ensemble, load_dataset  # noqa: E402
+from cotbridge.client import Model  # noqa: E402
+from cotbridge.cot.ensemble import EnsembleTrace  # noqa: E402
 from cotbridge.providers.local import LocalServer, local_model_path  # noqa: E402
 
 
@@ -50,15 +50,17 @@ async def cotbridge_run(url: str, problems: list, args: argparse.Namespace, db: 
         start = time.perf_counter()
         results = await asyncio.gather(
             *(
-                bridge.ensemble(
+                build_ensemble(
                     p,
-                    generators=[a, b],
-                    evaluators=[a],
-                    candidates=args.candidates,
-                    max_steps=args.steps,
-                    max_sentence_tokens=args.sentence_tokens,
-                    seed=1,
-                    stop_on_any_close=False,
+                    [a, b],
+                    [a],
+                    EnsembleOptions(
+                        candidates=args.candidates,
+                        max_steps=args.steps,
+                        max_sentence_tokens=args.sentence_tokens,
+                        seed=1,
+                        stop_on_any_close=False,
+                    ),
                 )
                 for p in problems
             )

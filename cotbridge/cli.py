@@ -17,19 +17,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from cotbridge import __version__
-from cotbridge.bridge import Bridge
+from cotbridge.analysis.report import build_report, render_csv, render_html, render_json, render_table
 from cotbridge.cache import ResponseStore
-from cotbridge.datasets.base import Problem
+from cotbridge.client import Bridge, Model
+from cotbridge.cot.transfer import resolve_mode
 from cotbridge.errors import CotbridgeError, ProviderError, UnsupportedOperation
-from cotbridge.importers import import_genex
-from cotbridge.model import Model
-from cotbridge.providers.transport import RetryPolicy
-from cotbridge.report import build_report, render_csv, render_html, render_json, render_table
-from cotbridge.results import ResultsDB
-from cotbridge.study import Progress as StudyProgress
+from cotbridge.options import RetryPolicy
+from cotbridge.records import Message, Problem
 from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
-from cotbridge.transfer import resolve_mode
-from cotbridge.types import Message
+from cotbridge.study.importers import import_genex
+from cotbridge.study.results import ResultsDB
+from cotbridge.study.runner import Progress as StudyProgress
 
 DEFAULT_MODEL = "local/smollm2-135m"
 DEFAULT_CACHE = "cotbridge-cache.db"
@@ -88,7 +86,7 @@ async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[st
         "injection": resolve_mode(model, None),
     }
     try:
-        await model._start()
+        await model.start()
         health = await model.provider.health()
         row["health"] = "ok"
         row["served"] = ", ".join(str(s) for s in health.get("served_models", [])) or "?"

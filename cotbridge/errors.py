@@ -56,3 +56,7 @@ class APITimeoutError(ProviderError):
 
 class MalformedResponseError(ProviderError):
     """The server answered 2xx with a body that is not the JSON it should be."""
+
+
+class BudgetExceeded(CotbridgeError):
+    """A request was not sent because it could take the study past its budget; finished work is kept."""

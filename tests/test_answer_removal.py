@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cotbridge import Bridge, Score
-from cotbridge.answer_removal import find_leaks, kept_verbatim, remove_answer, remove_answer_by_rule
-from cotbridge.reasoning import Explanation
+from cotbridge.cot.answer_removal import find_leaks, kept_verbatim, remove_answer, remove_answer_by_rule
+from cotbridge.records import Explanation
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "genex-medcalc" / "without_answer"
 

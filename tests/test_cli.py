@@ -67,7 +67,7 @@ def test_cache_stats_on_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_report_on_a_db_without_that_study_is_a_clear_error(tmp_path: Path) -> None:
-    from cotbridge.results import ResultsDB
+    from cotbridge.study.results import ResultsDB
 
     db = tmp_path / "r.db"
     ResultsDB(db).close()

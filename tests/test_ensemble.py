@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cotbridge import Bridge, ConfigError, UnsupportedOperation, load_dataset
-from cotbridge.ensemble import _rejection, first_sentence
+from cotbridge import Bridge, ConfigError, EnsembleOptions, UnsupportedOperation, build_ensemble, load_dataset
+from cotbridge.cot.ensemble import _rejection, first_sentence
 from tests.fault_server import FaultServer
 
 PROBLEM = load_dataset("builtin:arithmetic")[2]
@@ -29,11 +29,11 @@ def test_repetition_guard() -> None:
 
 async def test_ensemble_of_two_generators(llama_server: str, tmp_path: Path) -> None:
     db = tmp_path / "c.db"
-    options = dict(candidates=3, max_steps=5, max_sentence_tokens=40, seed=7)
+    options = EnsembleOptions(candidates=3, max_steps=5, max_sentence_tokens=40, seed=7)
     async with Bridge(cache=db) as bridge:
         a = bridge.model("llamacpp/smollm2-135m", base_url=llama_server, thinking_format="think-tags")
         b = bridge.model("llamacpp/smollm2-twin", base_url=llama_server, thinking_format="think-tags")
-        explanation, trace = await bridge.ensemble(PROBLEM, generators=[a, b], evaluators=[a, b], **options)
+        explanation, trace = await build_ensemble(PROBLEM, [a, b], [a, b], options)
     assert trace.ended and trace.steps
     chosen = [step.candidates[step.chosen].text for step in trace.steps if step.chosen is not None]
     assert explanation.cot == "".join(chosen).strip()
@@ -52,7 +52,7 @@ async def test_ensemble_of_two_generators(llama_server: str, tmp_path: Path) -> 
     async with Bridge(cache=db) as bridge:
         a = bridge.model("llamacpp/smollm2-135m", base_url=llama_server, thinking_format="think-tags")
         b = bridge.model("llamacpp/smollm2-twin", base_url=llama_server, thinking_format="think-tags")
-        again, trace_again = await bridge.ensemble(PROBLEM, generators=[a, b], evaluators=[a, b], **options)
+        again, trace_again = await build_ensemble(PROBLEM, [a, b], [a, b], options)
         assert bridge.stats.requests == 0, "a finished ensemble replays from the cache"
     assert again.cot == explanation.cot and trace_again.ended == trace.ended
     # every candidate's tokens are counted (6 per step), from the server or the cache alike
@@ -62,9 +62,8 @@ async def test_ensemble_of_two_generators(llama_server: str, tmp_path: Path) -> 
 async def test_an_ensemble_always_ends(llama_server: str) -> None:
     async with Bridge() as bridge:
         a = bridge.model("llamacpp/smollm2-135m", base_url=llama_server, thinking_format="think-tags")
-        _, trace = await bridge.ensemble(
-            PROBLEM, generators=[a], evaluators=[a], candidates=2, max_steps=2, max_sentence_tokens=24
-        )
+        options = EnsembleOptions(candidates=2, max_steps=2, max_sentence_tokens=24)
+        _, trace = await build_ensemble(PROBLEM, [a], [a], options)
     assert len(trace.steps) <= 2 and trace.ended
 
 
@@ -74,7 +73,7 @@ async def test_who_cannot_take_part_is_told_up_front(llama_server: str, faults: 
         generic = bridge.model("openai-compatible/ok", base_url=faults.base_url, thinking_format="think-tags")
         plain = bridge.model("llamacpp/plain", base_url=llama_server)
         with pytest.raises(UnsupportedOperation, match="cannot be an ensemble evaluator"):
-            await bridge.ensemble(PROBLEM, generators=[a], evaluators=[generic])
+            await build_ensemble(PROBLEM, [a], [generic])
         with pytest.raises(ConfigError, match="cannot be an ensemble generator"):
-            await bridge.ensemble(PROBLEM, generators=[plain], evaluators=[a])
+            await build_ensemble(PROBLEM, [plain], [a])
     assert faults.total == 0

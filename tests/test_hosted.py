@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cotbridge import Bridge, ConfigError, load_dataset
+from cotbridge.cot import transfer
 from cotbridge.study import parse_study, run_study
 from tests.fault_server import FaultServer
 
@@ -25,10 +26,10 @@ async def test_deepseek_reasoning_content_and_key_from_its_variable(
     async with Bridge() as bridge:
         m = bridge.model("deepseek/deepseek-reasoner", base_url=faults.base_url)
         c = await m.chat([{"role": "user", "content": "What is 17 + 25?"}])
-        e = await m.explain(PROBLEM)
-        a = await m.answer(PROBLEM, e)
+        e = await transfer.explain(m, PROBLEM)
+        a = await transfer.answer(m, PROBLEM, e)
         with pytest.raises(ConfigError, match="cannot take a CoT in 'prefill' mode"):
-            await m.answer(PROBLEM, e, mode="prefill")
+            await transfer.answer(m, PROBLEM, e, mode="prefill")
     assert (c.text, c.reasoning) == ("Answer: 42", "Add 17 and 25. That makes 42.")
     assert faults.auth_headers[-1] == f"Bearer {SECRET}"
     assert m.thinking_format.name == "reasoning-field" and m.capabilities.reasoning_visibility == "raw"
@@ -98,7 +99,7 @@ base_url = "{faults.base_url}"
     db = tmp_path / "r.db"
     summary = await run_study(study, db)
     assert not summary.failures
-    from cotbridge.results import ResultsDB
+    from cotbridge.study.results import ResultsDB
 
     results = ResultsDB(db)
     modes = {(t.evaluator, t.source, t.mode) for t in results.trials("mixed") if t.condition == "transfer"}
@@ -110,7 +111,7 @@ base_url = "{faults.base_url}"
         ("reasoner", "reasoner", "context"),
     }
     if importlib.util.find_spec("litellm") is not None:  # no price in the study: the bundled one applies
-        from cotbridge.report import build_report
+        from cotbridge.analysis.report import build_report
 
         results = ResultsDB(db)
         costs = build_report(results, "mixed", "strict").costs
@@ -120,8 +121,9 @@ base_url = "{faults.base_url}"
 
 
 def test_price_and_budget_arithmetic() -> None:
-    from cotbridge.costs import Budget, BudgetExceeded, Price
-    from cotbridge.types import Usage
+    from cotbridge import BudgetExceeded, Price
+    from cotbridge.client.budget import Budget
+    from cotbridge.records import Usage
 
     price = Price(input=2.0, output=8.0)
     assert price.cost(Usage(1_000_000, 500_000)) == pytest.approx(2.0 + 4.0)
@@ -136,8 +138,8 @@ def test_price_and_budget_arithmetic() -> None:
 async def test_costs_in_the_report_and_a_budget_that_stops_the_study(
     llama_server: str, faults: FaultServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from cotbridge.report import build_report
-    from cotbridge.results import ResultsDB
+    from cotbridge.analysis.report import build_report
+    from cotbridge.study.results import ResultsDB
 
     monkeypatch.setenv("DEEPSEEK_API_KEY", SECRET)
     text = f"""

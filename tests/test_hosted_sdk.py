@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cotbridge import Bridge, ConfigError, load_dataset
+from cotbridge import Bridge, ConfigError, RetryPolicy, load_dataset
+from cotbridge.cot import transfer
 from cotbridge.errors import APIStatusError, APITimeoutError, MalformedResponseError, UnsupportedOperation
-from cotbridge.providers import RetryPolicy
 from cotbridge.providers.openai_responses import chat_shape, responses_request
 from cotbridge.providers.sdk import DEFAULT_THINKING_BUDGET
 from cotbridge.study import parse_study, run_study
@@ -74,7 +74,7 @@ async def test_openai_reasoning_model_through_the_responses_api(
         o3 = bridge.model("openai/o3", base_url=faults.base_url)
         c = await o3.chat(ASK, temperature=0.7, max_tokens=64)
         samples = await o3.chat(ASK, temperature=0.7, max_tokens=64, n=3)
-        e = await o3.explain(PROBLEM)
+        e = await transfer.explain(o3, PROBLEM)
     assert (c.reasoning, c.usage.reasoning_tokens, c.usage.completion_tokens) == (REASONING, 32, 40)
     sent = faults.bodies[0]
     assert "temperature" not in sent and sent["max_output_tokens"] == 64 + DEFAULT_THINKING_BUDGET
@@ -214,8 +214,8 @@ base_url = "{faults.base_url}"
 async def test_mixed_study_local_and_two_hosted_formats(
     llama_server: str, faults: FaultServer, keys: None, tmp_path: Path
 ) -> None:
-    from cotbridge.report import build_report
-    from cotbridge.results import ResultsDB
+    from cotbridge.analysis.report import build_report
+    from cotbridge.study.results import ResultsDB
 
     study = parse_study(f"""
 [study]
@@ -266,7 +266,7 @@ price = {{ input = 2.0, output = 8.0 }}
     assert set(report.modes["o3"]) == {"context", "own"} and set(report.modes["smol"]) == {"prefill", "own"}
     from rich.console import Console
 
-    from cotbridge.report import render_html, render_table
+    from cotbridge.analysis.report import render_html, render_table
 
     console = Console(record=True, width=200)
     render_table(report, console)
@@ -301,17 +301,19 @@ def test_models_check_shows_what_a_hosted_model_can_do(faults: FaultServer) -> N
 
 
 def test_bundled_prices_for_hosted_models_only() -> None:
-    from cotbridge.costs import Price, default_price
+    from cotbridge import Price
+    from cotbridge.providers import PROVIDERS
+    from cotbridge.providers.prices import default_price
 
-    assert default_price("openai/o3") == Price(input=2.0, output=8.0)  # litellm 1.110.2's map
-    assert default_price("deepseek/deepseek-reasoner") == Price(input=0.28, output=0.42)
-    assert default_price("local/smollm2-135m") is None and default_price("vllm/o3") is None
-    assert default_price("openai/no-such-model") is None
+    assert default_price(PROVIDERS["openai"], "o3") == Price(input=2.0, output=8.0)  # litellm 1.110.2's map
+    assert default_price(PROVIDERS["deepseek"], "deepseek-reasoner") == Price(input=0.28, output=0.42)
+    assert default_price(PROVIDERS["local"], "smollm2-135m") is None and default_price(PROVIDERS["vllm"], "o3") is None
+    assert default_price(PROVIDERS["openai"], "no-such-model") is None
 
 
 async def test_the_mixed_example_plans_without_a_request(keys: None, tmp_path: Path) -> None:
-    from cotbridge.results import ResultsDB
     from cotbridge.study import StudyRunner, load_study
+    from cotbridge.study.results import ResultsDB
 
     config = load_study(Path(__file__).resolve().parent.parent / "examples" / "mixed_open_closed.toml")
     results = ResultsDB(tmp_path / "r.db")

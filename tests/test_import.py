@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cotbridge.metrics import has_paper_error_marker, paper_consistency, strict_consistency
-from cotbridge.report import build_report, gather
-from cotbridge.results import ResultsDB
+from cotbridge.analysis.metrics import has_paper_error_marker, paper_consistency, strict_consistency
+from cotbridge.analysis.report import build_report, gather
+from cotbridge.study.results import ResultsDB
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GENEX = DATA / "genex-medcalc"

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cotbridge.metrics import (
+from cotbridge.analysis.metrics import (
     LIKERT_CRITERIA,
     AnswerRow,
     ConditionData,

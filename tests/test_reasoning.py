@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cotbridge import ConfigError
-from cotbridge.reasoning import FORMATS, context_message, detect_format
+from cotbridge.cot.transfer import context_message
+from cotbridge.formats import FORMATS, detect_format
+from cotbridge.providers import provider_spec
 
 
 @pytest.mark.parametrize(
@@ -22,7 +24,8 @@ from cotbridge.reasoning import FORMATS, context_message, detect_format
     ],
 )
 def test_format_from_model_family(model: str, expected: str) -> None:
-    assert detect_format(model).name == expected
+    spec, model_id = provider_spec(model)  # the provider's default applies when no family matches
+    assert detect_format(model_id, None, spec.default_format).name == expected
 
 
 def test_override_and_unknown_override() -> None:

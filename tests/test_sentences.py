@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cotbridge.sentences import last_complete_sentence_end, sentence_spans, split_sentences
+from cotbridge.cot.sentences import last_complete_sentence_end, sentence_spans, split_sentences
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GENEX = SHARED_DATA / "genex-medcalc"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from cotbridge import ConfigError
-from cotbridge.report import build_report, render_html
-from cotbridge.results import ResultsDB
+from cotbridge.analysis.report import build_report, render_html
 from cotbridge.study import load_study, parse_study, run_study
+from cotbridge.study.results import ResultsDB
 from tests.fault_server import FaultServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,7 +64,9 @@ def test_errors_name_the_file_the_field_and_the_fix(tmp_path: Path) -> None:
     assert "[study.conditions.1]" in message and "'empty', 'default', 'sampled', 'transfer' or 'ensemble'" in message
     assert "[models.a.concurency] unknown field" in message
     with pytest.raises(ConfigError, match="needs filter_model"):
-        parse_study(BASE.replace('filter_model = "rule"', ""), "s.toml")
+        parse_study(
+            BASE.format(llama="http://a/v1", faults="http://b/v1").replace('filter_model = "rule"', ""), "s.toml"
+        )
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse_study("[study", "s.toml")
     with pytest.raises(ConfigError, match="no study file"):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cotbridge import Bridge, ConfigError, Explanation, load_dataset
+from cotbridge.cot import split_sentences, transfer
 from cotbridge.providers.local import LocalServer, local_model_path
 from tests.fault_server import FaultServer
 
@@ -24,9 +25,9 @@ async def test_prefill_prompt_bytes_are_exact(llama_server: str, tmp_path: Path)
     async with Bridge(cache=tmp_path / "c.db") as bridge:
         m = bridge.model("llamacpp/smollm2-135m", base_url=llama_server, thinking_format="think-tags")
         rendered = await m.render(problem.prompt)
-        answer = await m.answer(problem, cot, max_tokens=32)
+        answer = await transfer.answer(m, problem, cot, max_tokens=32)
         requests = bridge.stats.requests
-        again = await m.answer(problem, cot, max_tokens=32)
+        again = await transfer.answer(m, problem, cot, max_tokens=32)
     assert answer.mode == "prefill"
     assert answer.prompt_text == rendered + "<think>\n" + cot + "\n</think>\n\n"
     assert rendered.endswith("<|im_start|>assistant\n") and rendered.count("<think>") == 0
@@ -41,8 +42,8 @@ async def test_a_template_that_opens_think_is_not_opened_twice(tmp_path: Path) -
     try:
         async with Bridge() as bridge:
             m = bridge.model("llamacpp/qwq-like", base_url=url, thinking_format="think-tags")
-            answer = await m.answer(PROBLEMS[0], "First add.", max_tokens=8)
-            empty = await m.answer(PROBLEMS[0], "", max_tokens=8)
+            answer = await transfer.answer(m, PROBLEMS[0], "First add.", max_tokens=8)
+            empty = await transfer.answer(m, PROBLEMS[0], "", max_tokens=8)
     finally:
         server.stop()
     assert answer.prompt_text is not None and answer.prompt_text.count("<think>") == 1
@@ -54,17 +55,17 @@ async def test_explain_then_transfer_and_own(llama_server: str, tmp_path: Path) 
     problem = PROBLEMS[1]
     async with Bridge(cache=tmp_path / "c.db") as bridge:
         m = bridge.model("llamacpp/smollm2-135m", base_url=llama_server, thinking_format="think-tags")
-        e = await m.explain(problem, max_tokens=64, answer_max_tokens=24)
-        samples = await m.explain_samples(problem, 2, seed=3, max_tokens=32, answer_max_tokens=16)
-        own = await m.answer(problem, None, max_tokens=24, cot_max_tokens=64)
-        transferred = await m.answer(problem, e, max_tokens=24)
+        e = await transfer.explain(m, problem, max_tokens=64, answer_max_tokens=24)
+        samples = await transfer.explain_samples(m, problem, 2, seed=3, max_tokens=32, answer_max_tokens=16)
+        own = await transfer.answer(m, problem, None, max_tokens=24, cot_max_tokens=64)
+        transferred = await transfer.answer(m, problem, e, max_tokens=24)
         requests = bridge.stats.requests
-        await m.explain(problem, max_tokens=64, answer_max_tokens=24)
-        await m.explain_samples(problem, 2, seed=3, max_tokens=32, answer_max_tokens=16)
+        await transfer.explain(m, problem, max_tokens=64, answer_max_tokens=24)
+        await transfer.explain_samples(m, problem, 2, seed=3, max_tokens=32, answer_max_tokens=16)
         assert bridge.stats.requests == requests, "a rerun must not touch the network"
     assert isinstance(e, Explanation) and e.cot and e.source_model == "llamacpp/smollm2-135m"
     assert e.prompt_text is not None and e.prompt_text.endswith("<think>\n")
-    assert "".join(e.sentences) == e.cot
+    assert "".join(split_sentences(e.cot)) == e.cot
     assert [s.sample_index for s in samples] == [0, 1] and samples[0].temperature == 1.0
     assert own.mode == "own" and own.text == e.final_text
     assert transferred.mode == "prefill" and transferred.source_model == e.source_model
@@ -73,9 +74,9 @@ async def test_explain_then_transfer_and_own(llama_server: str, tmp_path: Path) 
 async def test_context_mode_puts_the_cot_in_the_user_message(faults: FaultServer) -> None:
     async with Bridge() as bridge:
         m = bridge.model("openai-compatible/ok", base_url=faults.base_url)
-        answer = await m.answer(PROBLEMS[0], "Think about it: add them.")
+        answer = await transfer.answer(m, PROBLEMS[0], "Think about it: add them.")
         with pytest.raises(ConfigError, match="cannot take a CoT in 'prefill' mode"):
-            await m.answer(PROBLEMS[0], "x", mode="prefill")
+            await transfer.answer(m, PROBLEMS[0], "x", mode="prefill")
     assert answer.mode == "context"
     user = faults.bodies[-1]["messages"][-1]["content"]
     assert user.startswith(PROBLEMS[0].question) and "Think about it: add them." in user

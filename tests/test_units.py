@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cotbridge.cache.keys import request_key
+from cotbridge.formats import split_inline_thinking, split_reasoning
 from cotbridge.providers.ratelimit import parse_retry_after
-from cotbridge.providers.response import (
-    is_cacheable_choice,
-    parse_chat_choice,
-    parse_logprobs,
-    parse_usage,
-    split_inline_thinking,
-)
+from cotbridge.providers.response import is_cacheable_choice, parse_logprobs, parse_usage
 from cotbridge.providers.transport import public_url
 
 BASE = dict(op="chat", provider="vllm", endpoint="http://h:8000/v1", model="m")
@@ -68,13 +64,20 @@ def test_inline_thinking_split(reasoning: str, answer: str) -> None:
     assert got_answer == answer.strip()
 
 
+def parse_chat_choice(choice: dict[str, Any], prefill: str | None) -> tuple[str, str | None]:
+    message = choice["message"]
+    return split_reasoning(
+        message.get("content"), message.get("reasoning") or message.get("reasoning_content"), prefill
+    )
+
+
 def test_reasoning_from_every_server_shape() -> None:
     field = {"message": {"content": "4", "reasoning": "2+2"}, "finish_reason": "stop"}
     older = {"message": {"content": "4", "reasoning_content": "2+2"}}
     inline = {"message": {"content": "<think>\n2+2\n</think>\n\n4"}}
     opened_by_template = {"message": {"content": "2+2\n</think>\n4"}}
     for choice in (field, older, inline, opened_by_template):
-        text, reasoning, _ = parse_chat_choice(choice, None)
+        text, reasoning = parse_chat_choice(choice, None)
         assert (text, reasoning) == ("4", "2+2"), choice
     plain = {"message": {"content": "just 4"}}
     assert parse_chat_choice(plain, None)[:2] == ("just 4", None)

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from cotbridge import Bridge, Completion, ContinuationScore, Message
+from cotbridge.cot import transfer
 
 pytestmark = pytest.mark.vllm
 
@@ -370,8 +371,8 @@ async def test_transfer_on_vllm_sends_the_exact_prompt_as_token_ids(vllm: VLLMSe
     async with Bridge(cache=db) as bridge:
         m = bridge.model(vllm.model, base_url=vllm.url, thinking_format="think-tags")
         rendered = await m.render(problem.prompt)
-        answer = await m.answer(problem, cot, max_tokens=16, answer_prefix="Answer:")
-        own = await m.explain(problem, max_tokens=32, answer_max_tokens=16, answer_prefix="Answer:")
+        answer = await transfer.answer(m, problem, cot, max_tokens=16, answer_prefix="Answer:")
+        own = await transfer.explain(m, problem, max_tokens=32, answer_max_tokens=16, answer_prefix="Answer:")
     assert answer.mode == "prefill"
     assert answer.prompt_text == rendered + "<think>\n" + cot + "\n</think>\n\nAnswer:"
     assert answer.text.startswith("Answer:") and cot not in answer.text
@@ -384,14 +385,13 @@ async def test_transfer_on_vllm_sends_the_exact_prompt_as_token_ids(vllm: VLLMSe
 
 
 async def test_ensemble_on_vllm(vllm: VLLMServer) -> None:
-    from cotbridge import load_dataset
+    from cotbridge import EnsembleOptions, build_ensemble, load_dataset
 
     problem = load_dataset("builtin:arithmetic")[1]
     async with Bridge() as bridge:
         m = bridge.model(vllm.model, base_url=vllm.url, thinking_format="think-tags")
-        explanation, trace = await bridge.ensemble(
-            problem, generators=[m], evaluators=[m], candidates=2, max_steps=3, max_sentence_tokens=32, seed=3
-        )
+        options = EnsembleOptions(candidates=2, max_steps=3, max_sentence_tokens=32, seed=3)
+        explanation, trace = await build_ensemble(problem, [m], [m], options)
     chosen = [s.candidates[s.chosen].text for s in trace.steps if s.chosen is not None]
     assert trace.ended and explanation.cot == "".join(chosen).strip()
     assert all(c.scores for s in trace.steps for c in s.candidates if c.text.strip())

@@ -1,6 +1,6 @@
 """The SQLite response store: schema and migrations through sqlite-utils, the hot path on plain sqlite3.
 
-Rules (DESIGN.md, "Cache rules"): WAL with synchronous=NORMAL and a busy timeout, so several processes can share
+Rules: WAL with synchronous=NORMAL and a busy timeout (`cotbridge.cache.sqlite`), so several processes can share
 one file; every write is its own short transaction, committed before the caller goes on, and no transaction is
 ever open across a network await (all methods here are synchronous). Only successful responses are stored.
 """
@@ -11,19 +11,16 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from cotbridge.cache.sqlite import Migration, connect, migrate, write_transaction
 from cotbridge.errors import ConfigError
 
-BUSY_TIMEOUT_MS = 60_000
-MMAP_BYTES = 1 << 30
-PAGE_CACHE_KIB = 64 * 1024
 _SELECT_BY_KEY = (
     "SELECT response, latency_s, content, reasoning, finish_reason, logprobs, prompt_tokens, completion_tokens,"
     " reasoning_tokens FROM responses WHERE key = ?"
@@ -67,7 +64,7 @@ def _create_responses(db: sqlite_utils.Database) -> None:
 
 
 # Ordered; each runs once per database file. Append new ones, never edit old ones.
-MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+MIGRATIONS: list[Migration] = [
     ("0001_create_responses", _create_responses),
 ]
 
@@ -109,49 +106,6 @@ class ResponseRecord:
     logprobs: Any = None
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """A connection with the cache's settings: autocommit (transactions are explicit and short), a busy timeout,
-    WAL and synchronous=NORMAL on files, memory-mapped reads and a large page cache."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if path != ":memory:":
-        _enable_wal(conn)
-    conn.execute("PRAGMA synchronous = NORMAL")
-    # Lookups read through memory-mapped pages instead of a read() call per page, and a larger page cache keeps
-    # a study's working set: a warm run is mostly random primary-key reads.
-    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-    conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
-    return conn
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    # WAL is a property of the file, set once. Switching to it needs a moment alone with the file, and SQLite
-    # answers "locked" at once (not after busy_timeout) while another process opens it: so wait here.
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-@contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, taken at once (BEGIN IMMEDIATE) so that writers queue on the busy timeout
-    instead of failing on an upgrade; committed on success, rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class ResponseStore:
     """Responses keyed by request key, in one SQLite file (or ":memory:")."""
 
@@ -165,27 +119,11 @@ class ResponseStore:
                 )
         try:
             self._conn = connect(self.path)
-            self._migrate()
+            migrate(self._conn, MIGRATIONS)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cache file {self.path!r} is not a usable SQLite database: {exc}") from exc
         self._hits: Counter[tuple[str, str]] = Counter()
         self._pending_hits = 0
-
-    def _migrate(self) -> None:
-        db = sqlite_utils.Database(self._conn)
-        # One immediate transaction serializes two processes that open a new file at the same moment.
-        with write_transaction(self._conn):
-            db["_cotbridge_migrations"].create(  # type: ignore[union-attr]
-                {"name": str, "applied_at": float}, pk="name", if_not_exists=True
-            )
-            done = {row[0] for row in self._conn.execute("SELECT name FROM _cotbridge_migrations")}
-            for name, migrate in MIGRATIONS:
-                if name not in done:
-                    migrate(db)
-                    self._conn.execute(
-                        "INSERT INTO _cotbridge_migrations (name, applied_at) VALUES (?, ?)",
-                        (name, time.time()),
-                    )
 
     # -- hot path ---------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ generated text and returns a `Score`. Answer rules live in `cotbridge.datasets.a
 
 from __future__ import annotations
 
-from cotbridge.datasets.base import AnswerChecker, Problem, Score
 from cotbridge.datasets.loader import SPEC_FORMS, load_dataset
+from cotbridge.records import AnswerChecker, Problem, Score
 
 __all__ = ["SPEC_FORMS", "AnswerChecker", "Problem", "Score", "load_dataset"]

@@ -33,7 +33,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from cotbridge.datasets.base import Score
+from cotbridge.records import Score
 
 # Calculator ids by answer kind (MedCalc-Bench v1.0; every id not listed here is a decimal calculator).
 DATE_CALCULATORS = frozenset({13, 68})

@@ -8,9 +8,9 @@ from __future__ import annotations
 import functools
 
 from cotbridge.datasets.answers import check_typed
-from cotbridge.datasets.base import Problem
 from cotbridge.datasets.jsonl import question_prompt
 from cotbridge.errors import ConfigError
+from cotbridge.records import Problem
 
 ARITHMETIC_SYSTEM_PROMPT = (
     "Solve the word problem. Reason step by step, then give the final answer alone on the last line, "

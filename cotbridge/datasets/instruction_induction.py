@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from cotbridge.datasets.answers import extract_instruction, normalize_text
-from cotbridge.datasets.base import Problem, Score
 from cotbridge.datasets.similarity import Similarity, default_similarity
 from cotbridge.errors import ConfigError
-from cotbridge.types import Message
+from cotbridge.records import Message, Problem, Score
 
 DATASET = "instruction-induction"
 DEFAULT_THRESHOLD = 0.5

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from cotbridge.datasets.answers import ANSWER_TYPES, AnswerType, check_typed, parse_date
-from cotbridge.datasets.base import Problem
 from cotbridge.errors import ConfigError
-from cotbridge.types import Message
+from cotbridge.records import Message, Problem
 
 DATASET = "jsonl"
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from cotbridge.datasets.base import Problem
 from cotbridge.datasets.builtin import load_builtin
 from cotbridge.datasets.instruction_induction import load_instruction_induction
 from cotbridge.datasets.jsonl import load_jsonl
 from cotbridge.datasets.medcalc import load_medcalc
 from cotbridge.datasets.sampling import take_sample
 from cotbridge.errors import ConfigError
+from cotbridge.records import Problem
 
 SPEC_FORMS = (
     "medcalc:PATH (the MedCalc-Bench test_data.csv)",

@@ -17,9 +17,8 @@ from cotbridge.datasets.answers import (
     parse_gestational_age,
     parse_number,
 )
-from cotbridge.datasets.base import Problem
 from cotbridge.errors import ConfigError
-from cotbridge.types import Message
+from cotbridge.records import Message, Problem
 
 DATASET = "medcalc"
 

@@ -1,18 +1,17 @@
-"""Providers: one module per wire protocol. Nothing here knows about studies."""
+"""Providers: one module per wire protocol, the provider contract and the registry. Nothing here knows about
+chains of thought or studies."""
 
-from cotbridge.providers.base import Capabilities, Provider
-from cotbridge.providers.local import LOCAL_MODELS, LocalProvider
-from cotbridge.providers.openai_compat import LlamaCppProvider, OpenAICompatProvider, VLLMProvider
-from cotbridge.providers.transport import Endpoint, RetryPolicy
+from cotbridge.providers.base import BaseProvider, Capabilities, Provider
+from cotbridge.providers.registry import PROVIDERS, ProviderArgs, ProviderSpec, provider_spec
+from cotbridge.providers.transport import Endpoint
 
 __all__ = [
-    "LOCAL_MODELS",
+    "PROVIDERS",
+    "BaseProvider",
     "Capabilities",
     "Endpoint",
-    "LlamaCppProvider",
-    "LocalProvider",
-    "OpenAICompatProvider",
     "Provider",
-    "RetryPolicy",
-    "VLLMProvider",
+    "ProviderArgs",
+    "ProviderSpec",
+    "provider_spec",
 ]

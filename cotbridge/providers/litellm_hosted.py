@@ -15,7 +15,6 @@ from typing import Any
 from cotbridge.errors import ConfigError, UnsupportedOperation
 from cotbridge.providers.sdk import DEFAULT_THINKING_BUDGET, SDKProvider, plain_headers, sampling_free
 
-LITELLM_VERSION = "1.110.2"  # the version the extra pins; 1.82.7 and 1.82.8 were compromised releases
 DEFAULT_ANSWER_TOKENS = 1024  # Anthropic requires max_tokens
 # reasoning_effort as a thinking budget in tokens (Anthropic's minimum budget is 1024)
 EFFORT_BUDGETS = {"low": 1024, "medium": 2048, "high": 4096}

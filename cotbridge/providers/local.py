@@ -172,6 +172,7 @@ class LocalProvider(LlamaCppProvider):
         self._start_lock = asyncio.Lock()
         self.model_name = model_name
         self.served_model = local_name
+        self.chat_extra: dict[str, Any] = {}
         # The port changes every run, so the cache identity is the weights file (and any template we impose).
         template = LOCAL_MODELS[local_name].chat_template
         suffix = f":template-{hashlib.sha256(template.encode()).hexdigest()[:12]}" if template else ""
@@ -187,7 +188,6 @@ class LocalProvider(LlamaCppProvider):
                 self.endpoint = self._endpoint_factory(base_url)
 
     async def aclose(self) -> None:
-        if self.endpoint is not None:
-            await self.endpoint.aclose()
-            self.endpoint = None
+        """Stops the server; its endpoint is the bridge's to close."""
+        self.endpoint = None
         await asyncio.to_thread(self.server.stop)

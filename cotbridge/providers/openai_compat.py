@@ -1,6 +1,6 @@
 """OpenAI-compatible servers over aiohttp, with the dialects of vLLM and llama.cpp.
 
-Wire facts (DESIGN.md): vLLM serves `/tokenize` and `/health` at the server root, scores a prompt with
+Wire facts (vLLM's and llama.cpp's server documentation): vLLM serves `/tokenize` and `/health` at the server root, scores a prompt with
 `echo=true, logprobs=0` on `/v1/completions`, and continues an assistant prefill with
 `continue_final_message=true`. llama.cpp's server ignores `echo`; it scores a continuation when the
 continuation is forced token by token with a token-id grammar (`<[id]>`), and returns each forced token's
@@ -14,10 +14,10 @@ from collections.abc import Awaitable
 from typing import Any
 
 from cotbridge.errors import APIStatusError, MalformedResponseError, UnsupportedOperation
-from cotbridge.providers.base import Capabilities
+from cotbridge.providers.base import BaseProvider, Capabilities
 from cotbridge.providers.response import parse_logprobs
 from cotbridge.providers.transport import Endpoint
-from cotbridge.types import ContinuationScore, Message, TokenLogprob
+from cotbridge.records import ContinuationScore, Message, TokenLogprob
 
 
 def _common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -28,27 +28,38 @@ def _common_prefix_length(a: list[int], b: list[int]) -> int:
     return n
 
 
-class OpenAICompatProvider:
-    """Any server that speaks the OpenAI chat and completions wire format."""
+class OpenAICompatProvider(BaseProvider):
+    """Any server that speaks the OpenAI chat and completions wire format.
+
+    `name` and `capabilities` default to the class's; a hosted API in this format gives its own, and
+    `chat_extra` holds the fields it wants in every chat request (OpenRouter's `reasoning`)."""
 
     name = "openai-compatible"
     capabilities = Capabilities(prompt_scoring="prompt-logprobs")
 
-    def __init__(self, model_name: str, served_model: str, endpoint: Endpoint) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        served_model: str,
+        endpoint: Endpoint,
+        *,
+        name: str | None = None,
+        capabilities: Capabilities | None = None,
+        chat_extra: dict[str, Any] | None = None,
+    ) -> None:
         self.model_name = model_name
         self.served_model = served_model
         self.endpoint = endpoint
         self.endpoint_id = endpoint.public_url
-
-    async def start(self) -> None:
-        """Nothing to start for a remote server; the session opens on the first request."""
-
-    async def aclose(self) -> None:
-        await self.endpoint.aclose()
+        self.name = name or type(self).name
+        self.capabilities = capabilities or type(self).capabilities
+        self.chat_extra = dict(chat_extra or {})
 
     # Plain functions returning the transport's coroutine: every coroutine frame between a caller and the socket
     # is re-entered on each resumption, and on the hot path those frames cost more than the work they do.
     def chat(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        if self.chat_extra:
+            body = {**self.chat_extra, **body}
         return self.endpoint.request("POST", "/chat/completions", body, model=self.model_name)
 
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
@@ -60,7 +71,7 @@ class OpenAICompatProvider:
         served = [m.get("id") for m in (listing.get("data") or []) if isinstance(m, dict)]
         return {"ok": True, "served_models": served}
 
-    def _cannot_score(self, why: str) -> UnsupportedOperation:
+    def cannot_score(self, why: str) -> UnsupportedOperation:
         return UnsupportedOperation(
             f"{self.model_name} at {self.endpoint.public_url} cannot score a continuation: {why}. "
             "Serve the model with vLLM (`vllm/...`) or llama.cpp (`llamacpp/...`), which can."
@@ -69,7 +80,7 @@ class OpenAICompatProvider:
     async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
         """Generic servers: echo the prompt plus continuation and keep the tokens past the prompt's end."""
         if not isinstance(prompt, str):
-            raise self._cannot_score(
+            raise self.cannot_score(
                 "a generic OpenAI-compatible server offers no tokenizer or chat template to cotbridge; "
                 "pass the prompt as rendered text"
             )
@@ -85,14 +96,14 @@ class OpenAICompatProvider:
             response = await self.completions(body)
         except APIStatusError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
-                raise self._cannot_score(f"it refused echo with logprobs ({exc.detail})") from None
+                raise self.cannot_score(f"it refused echo with logprobs ({exc.detail})") from None
             raise
         logprobs = (response.get("choices") or [{}])[0].get("logprobs") or {}
         offsets = logprobs.get("text_offset")
         tokens = logprobs.get("tokens")
         values = logprobs.get("token_logprobs")
         if not offsets or not tokens or not values:
-            raise self._cannot_score("it returned no prompt log-probs for echo=true")
+            raise self.cannot_score("it returned no prompt log-probs for echo=true")
         start = len(prompt)
         picked = tuple(
             TokenLogprob(token=t, logprob=float(v))
@@ -100,26 +111,16 @@ class OpenAICompatProvider:
             if off >= start and v is not None
         )
         if not picked:
-            raise self._cannot_score("its echoed tokens did not cover the continuation")
+            raise self.cannot_score("its echoed tokens did not cover the continuation")
         return ContinuationScore(tokens=picked, method="prompt-logprobs", model=self.model_name)
 
 
 class _TokenizingProvider(OpenAICompatProvider):
     """Servers with a tokenizer and chat template endpoint: continuations are scored on exact token ids."""
 
-    # Whether the server's own chat endpoint adds special tokens (BOS) when tokenizing a rendered prompt.
-    chat_adds_special = False
-
     async def _root_request(self, path: str, body: dict[str, Any]) -> Any:
         # /tokenize, /detokenize and /apply-template live at the server root, beside /v1.
         return await self.endpoint.request("POST", path, body, model=self.model_name, root=True)
-
-    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
-        raise NotImplementedError
-
-    async def render_chat(self, messages: list[Message]) -> str:
-        """The chat template applied to messages, with the generation prompt, as text."""
-        raise NotImplementedError
 
     async def continuation_ids(
         self, prompt: str | list[int] | list[Message], continuation: str
@@ -159,7 +160,9 @@ class VLLMProvider(_TokenizingProvider):
         chat_template=True,
         reasoning_field=True,
     )
-    chat_adds_special = False
+
+    def prefill_fields(self) -> dict[str, Any]:
+        return {"add_generation_prompt": False, "continue_final_message": True}
 
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
         result = await self._root_request(

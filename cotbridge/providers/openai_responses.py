@@ -138,4 +138,3 @@ class OpenAIResponsesProvider(SDKProvider):
         if self._client is not None:
             await self._client.close()
             self._client = None
-        await super().aclose()

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from cotbridge.errors import ProviderError, UnsupportedOperation
-from cotbridge.providers.base import Capabilities
+from cotbridge.errors import ProviderError
+from cotbridge.providers.base import BaseProvider, Capabilities
 from cotbridge.providers.ratelimit import estimate_tokens
 from cotbridge.providers.transport import Endpoint, TransientFailure
-from cotbridge.types import ContinuationScore, Message
 
 # Anthropic and Gemini bill thinking against the output limit, and OpenAI's reasoning tokens count against
 # max_output_tokens: a request's max_tokens is kept for the visible answer and this budget is added for the
@@ -28,8 +27,9 @@ def sampling_free(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("temperature", "top_p", "seed")}
 
 
-class SDKProvider:
-    """A hosted model spoken to through a vendor SDK; subclasses implement `_attempt` for one chat request."""
+class SDKProvider(BaseProvider):
+    """A hosted model spoken to through a vendor SDK; subclasses implement `shape` and `_attempt` for one chat
+    request."""
 
     name = "sdk"
 
@@ -49,12 +49,6 @@ class SDKProvider:
         self.endpoint_id = endpoint.public_url
         self.capabilities = capabilities
         self._api_key = api_key
-
-    async def start(self) -> None:
-        """Nothing to start: the SDK client is made on the first request."""
-
-    async def aclose(self) -> None:
-        await self.endpoint.aclose()
 
     def chat(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         """Shapes the request for the vendor (refusing what it cannot send before anything is sent), then runs
@@ -102,15 +96,6 @@ class SDKProvider:
             model=self.model_name,
             endpoint=self.endpoint.public_url,
         )
-
-    def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
-        raise UnsupportedOperation(f"{self.model_name}: {self.name} has no text completions endpoint; use chat")
-
-    def _cannot_score(self, why: str) -> UnsupportedOperation:
-        return UnsupportedOperation(f"{self.model_name} cannot score a continuation: {why}")
-
-    async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
-        raise self._cannot_score(f"{self.name} returns no prompt log-probs")
 
     async def health(self) -> dict[str, Any]:
         """Hosted APIs need a paid request to prove a model works; `models check` sends one chat instead."""

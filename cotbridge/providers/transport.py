@@ -1,6 +1,6 @@
 """HTTP transport for one endpoint: an aiohttp session, a bound on in-flight requests, timeouts and retries.
 
-Retries (DESIGN.md): only transient failures (connection errors, timeouts, malformed bodies, 408, 409, 429, 5xx),
+Retries: only transient failures (connection errors, timeouts, malformed bodies, 408, 409, 429, 5xx),
 exponential backoff with jitter, never sooner than the server's Retry-After. Every other 4xx fails at once.
 The final error names the model, the endpoint and the status, never a header or a key.
 """
@@ -12,7 +12,6 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,22 +31,12 @@ from cotbridge.errors import (
     MalformedResponseError,
     ProviderError,
 )
+from cotbridge.options import RetryPolicy
 from cotbridge.providers.ratelimit import RateLimiter, estimate_tokens, limit_wait_s, retry_wait_s
-from cotbridge.types import BridgeStats
+from cotbridge.records import BridgeStats
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _ERROR_TEXT_LIMIT = 300
-
-
-@dataclass(slots=True, frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry transient failures."""
-
-    max_attempts: int = 6
-    initial_wait_s: float = 0.5
-    max_wait_s: float = 30.0
-    jitter_s: float = 0.5
-    max_retry_after_s: float = 300.0
 
 
 class TransientFailure(Exception):

@@ -1,9 +1,9 @@
 """Answer removal: drop the sentences of a CoT that state the final answer, keep the hints, and check the result.
 
 The paper's filter (an LLM asked to rewrite the CoT) left the final answer in about 40% of filtered QwQ and
-Nemotron CoTs and never checked that what it kept was verbatim (PAPER.md, flaw 6). Here the filter model only
-chooses which numbered sentences to drop, so every kept sentence is a sentence of the source by construction;
-that is still verified, and a leak check reports where the answer's value survives in the filtered text.
+Nemotron CoTs (measured on its released outputs) and never checked that what it kept was verbatim. Here the filter
+model only chooses which numbered sentences to drop, so every kept sentence is a sentence of the source by
+construction; that is still verified, and a leak check reports where the answer's value survives in the filtered text.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-from cotbridge.reasoning import Explanation, RemovalReport
-from cotbridge.sentences import split_sentences
-
-if TYPE_CHECKING:
-    from cotbridge.model import Model
+from cotbridge.client import Model
+from cotbridge.cot.sentences import split_sentences
+from cotbridge.records import Explanation, RemovalReport
 
 FILTER_INSTRUCTIONS = (
     "Below is a reasoning, split into numbered sentences, written to solve a problem whose final answer is "
@@ -114,7 +111,7 @@ def _filtered(explanation: Explanation, sentences: list[str], drops: list[int], 
         verbatim=kept_verbatim(explanation.cot, kept),
         leaks=find_leaks(kept, value),
     )
-    return replace(explanation, cot=kept.strip(), removal=report, without_answer=None)
+    return replace(explanation, cot=kept.strip(), removal=report)
 
 
 def remove_answer_by_rule(explanation: Explanation) -> Explanation:

@@ -1,4 +1,4 @@
-"""Studies: a TOML file -> a validated config -> a plan of trials -> concurrent execution into the results DB.
+"""Running a study: a validated config -> a plan of trials -> concurrent execution into the results DB.
 
 Phases run in order (CoT generation, then answer removal, then every evaluator x condition); within a phase
 every item runs at once and each endpoint's bound keeps the servers busy but not flooded. Finished trials are
@@ -11,191 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from cotbridge.answer_removal import remove_answer, remove_answer_by_rule
-from cotbridge.bridge import Bridge
-from cotbridge.costs import BudgetExceeded, Price
+from cotbridge.client import Bridge, Model
+from cotbridge.cot import answer, build_ensemble, explain, explain_samples, remove_answer, remove_answer_by_rule
+from cotbridge.cot.ensemble import EnsembleTrace
+from cotbridge.cot.transfer import resolve_mode
 from cotbridge.datasets import load_dataset
-from cotbridge.datasets.base import Problem
-from cotbridge.ensemble import EnsembleTrace, build_ensemble
-from cotbridge.errors import ConfigError, CotbridgeError
-from cotbridge.model import Model
-from cotbridge.providers.transport import RetryPolicy
-from cotbridge.reasoning import Answer, Explanation
-from cotbridge.results import ExplanationRow, ResultsDB, TrialRow
-from cotbridge.transfer import resolve_mode
-
-Condition = Literal["empty", "default", "sampled", "transfer", "ensemble"]
-CONDITIONS: tuple[str, ...] = ("empty", "default", "sampled", "transfer", "ensemble")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Decoding(_Strict):
-    """Decoding settings shared by every model of a study."""
-
-    cot_max_tokens: int = Field(default=1024, ge=1, description="token budget of a generated CoT")
-    answer_max_tokens: int = Field(default=256, ge=1, description="token budget of an answer after a CoT")
-    sampled_temperature: float = Field(default=1.0, ge=0.0, description="temperature of the 'sampled' condition")
-    seed: int = Field(default=0, description="seed of sampled generations")
-    answer_prefix: str = Field(
-        default="", description="text that starts every answer, e.g. 'Answer:' (a format cue, parsed with the answer)"
-    )
-
-
-class PriceSection(_Strict):
-    """USD per million tokens; reasoning tokens are billed as output."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-
-
-class ModelSection(_Strict):
-    """[models.NAME]: one model of the study."""
-
-    model: str = Field(description="provider/model-id, e.g. vllm/Qwen/QwQ-32B or local/smollm2-135m")
-    base_url: str | None = None
-    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
-    thinking_format: Literal["think-tags", "openthinker", "harmony", "reasoning-field", "none"] | None = None
-    injection: Literal["prefill", "context"] | None = None
-    concurrency: int | None = Field(None, ge=1)
-    rpm: int | None = Field(default=None, ge=1, description="requests per minute allowed (hosted APIs)")
-    tpm: int | None = Field(default=None, ge=1, description="tokens per minute allowed (hosted APIs)")
-    price: PriceSection | None = Field(default=None, description="USD per million input and output tokens")
-    extra_body: dict[str, Any] = Field(
-        default_factory=dict, description="fields added to every request body of this model (server options)"
-    )
-    generator: bool = Field(True, description="writes CoTs for the transfer condition")
-    evaluator: bool = Field(True, description="answers under every condition")
-
-
-class EnsembleSection(_Strict):
-    """[ensembles.NAME]: a sentence-level ensemble CoT (condition D)."""
-
-    generators: list[str] = Field(min_length=1)
-    evaluators: list[str] = Field(min_length=1)
-    candidates: int = Field(3, ge=1)
-    max_steps: int = Field(default=64, ge=1)
-    max_cot_tokens: int = Field(default=2048, ge=1)
-    max_sentence_tokens: int = Field(default=64, ge=1, description="token cap of one proposed sentence")
-    stop_on_any_close: bool = Field(default=True, description="end when any generator closes the reasoning")
-
-
-class RetrySection(_Strict):
-    """[study.retry]: how transient failures are retried, and the per-request timeout."""
-
-    max_attempts: int = Field(default=6, ge=1)
-    initial_wait_s: float = Field(default=0.5, gt=0)
-    max_wait_s: float = Field(default=30.0, gt=0)
-    timeout_s: float = Field(default=600.0, gt=0)
-
-
-class StudySection(_Strict):
-    """[study]: what to run."""
-
-    name: str = Field(min_length=1)
-    dataset: str = Field(
-        description="a dataset string: medcalc:PATH, instruction-induction:DIR, jsonl:PATH, builtin:NAME"
-    )
-    sample: int | None = Field(None, ge=1)
-    seed: int | None = None
-    conditions: list[Condition] = Field(min_length=1)
-    answer_removal: Literal["none", "filter", "both"] = "none"
-    filter_model: str | None = Field(None, description="a [models] name, or 'rule' for the model-free filter")
-    samples: int = Field(1, ge=1, description="CoT samples per model for the 'sampled' condition")
-    budget_usd: float | None = Field(
-        default=None, gt=0, description="stop before priced models would spend more than this (finished work kept)"
-    )
-    decoding: Decoding = Decoding()
-    retry: RetrySection = RetrySection()
-
-
-class StudyConfig(_Strict):
-    """A whole study file."""
-
-    study: StudySection
-    models: dict[str, ModelSection] = Field(min_length=1)
-    ensembles: dict[str, EnsembleSection] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _references(self) -> StudyConfig:
-        names = set(self.models)
-        removal = self.study.answer_removal
-        if removal != "none":
-            chosen = self.study.filter_model
-            if chosen is None:
-                raise ValueError(f"answer_removal = {removal!r} needs filter_model: one of {sorted(names)} or 'rule'")
-            if chosen != "rule" and chosen not in names:
-                raise ValueError(
-                    f"filter_model {chosen!r} is not a [models] name; use one of {sorted(names)} or 'rule'"
-                )
-        if "ensemble" in self.study.conditions and not self.ensembles:
-            raise ValueError("the 'ensemble' condition needs at least one [ensembles.NAME] section")
-        for ens_name, ens in self.ensembles.items():
-            for role in ("generators", "evaluators"):
-                unknown = [m for m in getattr(ens, role) if m not in names]
-                if unknown:
-                    raise ValueError(f"[ensembles.{ens_name}] {role} {unknown} are not [models] names")
-        if not any(m.evaluator for m in self.models.values()):
-            raise ValueError("no model is an evaluator (evaluator = true)")
-        return self
-
-    @property
-    def evaluators(self) -> list[str]:
-        return [name for name, m in self.models.items() if m.evaluator]
-
-    @property
-    def generators(self) -> list[str]:
-        return [name for name, m in self.models.items() if m.generator]
-
-    @property
-    def variants(self) -> list[str]:
-        return {"none": ["full"], "filter": ["without_answer"], "both": ["full", "without_answer"]}[
-            self.study.answer_removal
-        ]
-
-
-def _format_validation_error(path: str, error: ValidationError) -> str:
-    lines = [f"{path}: {error.error_count()} problem(s) in the study file"]
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown field (check its spelling and its section)"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        lines.append(f"  [{location}] {message}")
-    return "\n".join(lines)
-
-
-def parse_study(text: str, source: str = "<study>") -> StudyConfig:
-    """A StudyConfig from TOML text; errors name the file, the field and what is wrong."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    try:
-        return StudyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(source, exc)) from None
-
-
-def load_study(path: str | Path) -> StudyConfig:
-    """Reads and validates a study file."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"no study file at {path}; see examples/ for the format")
-    return parse_study(file.read_text(encoding="utf-8"), str(path))
-
+from cotbridge.errors import BudgetExceeded, ConfigError, CotbridgeError
+from cotbridge.records import Answer, Explanation, Problem
+from cotbridge.study.config import StudyConfig
+from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
 
 # -- running ----------------------------------------------------------------------------------------------------
 
@@ -297,18 +126,7 @@ class StudyRunner:
         if name not in self.models:
             section = self.config.models[name]
             try:
-                self.models[name] = self.bridge.model(
-                    section.model,
-                    base_url=section.base_url,
-                    api_key_env=section.api_key_env,
-                    max_concurrency=section.concurrency,
-                    thinking_format=section.thinking_format,
-                    injection=section.injection,
-                    rpm=section.rpm,
-                    tpm=section.tpm,
-                    price=Price(section.price.input, section.price.output) if section.price else None,
-                    extra_body=section.extra_body or None,
-                )
+                self.models[name] = self.bridge.model(section.model, options=section.options())
             except ConfigError as exc:
                 raise ConfigError(f"[models.{name}]: {exc}") from None
             self.names[self.models[name].name] = name
@@ -343,7 +161,7 @@ class StudyRunner:
         for name, section in self.config.models.items():
             price = self._model(name).price
             if section.price is None and price is not None:
-                section.price = PriceSection(input=price.input, output=price.output)
+                section.price = price
 
     def plan(self) -> list[dict[str, str]]:
         """How every model will run: its roles, thinking format, what it shows of its CoT, and the injection
@@ -413,7 +231,8 @@ class StudyRunner:
                     jobs.append(
                         (
                             name,
-                            model.explain(
+                            explain(
+                                model,
                                 p,
                                 max_tokens=decoding.cot_max_tokens,
                                 answer_max_tokens=decoding.answer_max_tokens,
@@ -429,7 +248,8 @@ class StudyRunner:
                     jobs.append(
                         (
                             name,
-                            model.explain_samples(
+                            explain_samples(
+                                model,
                                 p,
                                 config.study.samples,
                                 temperature=decoding.sampled_temperature,
@@ -509,19 +329,7 @@ class StudyRunner:
             evaluators = [self._model(n) for n in section.evaluators]
             self.names[f"ensemble:{ens_name}"] = ens_name
             for p in problems:
-                job = build_ensemble(
-                    p,
-                    generators,
-                    evaluators,
-                    candidates=section.candidates,
-                    max_steps=section.max_steps,
-                    max_cot_tokens=section.max_cot_tokens,
-                    max_sentence_tokens=section.max_sentence_tokens,
-                    stop_on_any_close=section.stop_on_any_close,
-                    temperature=decoding.sampled_temperature,
-                    seed=decoding.seed,
-                    name=f"ensemble:{ens_name}",
-                )
+                job = build_ensemble(p, generators, evaluators, section.options(decoding), name=f"ensemble:{ens_name}")
                 jobs.append((ens_name, job))
 
         def store(result: tuple[Explanation, EnsembleTrace]) -> None:
@@ -579,7 +387,7 @@ class StudyRunner:
         decoding = self.config.study.decoding
         if condition == "default" and variant == "full" and isinstance(cot, Explanation):
             # The model's own greedy CoT and the answer it gave after it: nothing new to ask.
-            answer = Answer(
+            given = Answer(
                 problem_id=problem.id,
                 model=evaluator.name,
                 text=cot.final_text,
@@ -589,10 +397,10 @@ class StudyRunner:
                 prompt_text=cot.prompt_text,
             )
         else:
-            answer = await evaluator.answer(
-                problem, cot, max_tokens=decoding.answer_max_tokens, answer_prefix=decoding.answer_prefix
+            given = await answer(
+                evaluator, problem, cot, max_tokens=decoding.answer_max_tokens, answer_prefix=decoding.answer_prefix
             )
-        return _row_from_answer(self.name, condition, variant, self.names[evaluator.name], source, index, answer)
+        return _row_from_answer(self.name, condition, variant, self.names[evaluator.name], source, index, given)
 
 
 async def _ready(value: Explanation, kind: str) -> tuple[Explanation, str]:
@@ -615,13 +423,8 @@ async def run_study(
     problems = problems if problems is not None else load_dataset(study.dataset, sample=study.sample, seed=study.seed)
     results = ResultsDB(db_path)
     try:
-        retry = RetryPolicy(
-            max_attempts=study.retry.max_attempts,
-            initial_wait_s=study.retry.initial_wait_s,
-            max_wait_s=study.retry.max_wait_s,
-        )
         async with Bridge(
-            cache=db_path, retry=retry, timeout_s=study.retry.timeout_s, budget_usd=study.budget_usd
+            cache=db_path, retry=study.retry.policy(), timeout_s=study.retry.timeout_s, budget_usd=study.budget_usd
         ) as bridge:
             runner = StudyRunner(config, bridge, results, on_progress)
             return await runner.run(problems)

@@ -1,7 +1,7 @@
 """Importers: other people's released outputs into a results DB, re-scored with cotbridge's own rules.
 
 `import_genex` reads the MedCalc outputs released with "Do explanations generalize across large reasoning
-models?" (the layout of ../shared/data/genex-medcalc, described in its data README). File names decide the
+models?" (Pal, Bau, Singh; arXiv 2601.11517): one JSON Lines file per model and condition. File names decide the
 condition: `M_zero_shot_empty` (empty), `M_zero_shot_original[_low]` (default), `M_zero_shot_with_sampling`
 (sampled), `M_..._ensembled_thought_without_answer_gen_X_Y_eval_Z` (ensemble), and
 `S_thoughts_to_M_zero_shot_without_answer` (transfer from S; with S = M it is also "default" without answer).
@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from cotbridge.datasets.answers import score_medcalc
-from cotbridge.datasets.base import Score
 from cotbridge.datasets.medcalc import load_medcalc
 from cotbridge.errors import ConfigError
-from cotbridge.results import ExplanationRow, ResultsDB, TrialRow
+from cotbridge.records import Score
+from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
 
 _TRANSFER = re.compile(r"^(?P<source>.+)_thoughts_to_(?P<target>.+)_zero_shot_without_answer\.jsonl$")
 _OWN = re.compile(

@@ -9,18 +9,19 @@ take foreign thinking.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from cotbridge.datasets.base import Problem
+from cotbridge.client import Model
 from cotbridge.errors import ConfigError
-from cotbridge.reasoning import Answer, Explanation, InjectionMode, context_message
-from cotbridge.types import Usage
+from cotbridge.options import DEFAULT_ANSWER_TOKENS, DEFAULT_COT_TOKENS, InjectionMode
+from cotbridge.records import Answer, Explanation, Problem, Usage
 
-if TYPE_CHECKING:
-    from cotbridge.model import Model
+CONTEXT_TEMPLATE = (
+    "{question}\n\nHere is a reasoning written for this problem. Use it to answer.\n<reasoning>\n{cot}\n</reasoning>"
+)
 
-DEFAULT_COT_TOKENS = 1024
-DEFAULT_ANSWER_TOKENS = 256
+
+def context_message(question: str, cot: str) -> str:
+    """The user message of `context` injection: the CoT given as material, not as the model's own thinking."""
+    return CONTEXT_TEMPLATE.format(question=question, cot=cot.strip())
 
 
 def can_prefill(model: Model) -> bool:
@@ -56,12 +57,37 @@ async def explain(
     *,
     temperature: float = 0.0,
     seed: int | None = None,
-    samples: int = 1,
+    max_tokens: int = DEFAULT_COT_TOKENS,
+    answer_max_tokens: int = DEFAULT_ANSWER_TOKENS,
+    answer_prefix: str = "",
+) -> Explanation:
+    """The model's CoT for a problem (greedy by default), with the answer it gave after it."""
+    (first,) = await explain_samples(
+        model,
+        problem,
+        1,
+        temperature=temperature,
+        seed=seed,
+        max_tokens=max_tokens,
+        answer_max_tokens=answer_max_tokens,
+        answer_prefix=answer_prefix,
+    )
+    return first
+
+
+async def explain_samples(
+    model: Model,
+    problem: Problem,
+    samples: int,
+    *,
+    temperature: float = 1.0,
+    seed: int | None = None,
     max_tokens: int = DEFAULT_COT_TOKENS,
     answer_max_tokens: int = DEFAULT_ANSWER_TOKENS,
     answer_prefix: str = "",
 ) -> list[Explanation]:
-    """`samples` CoTs of `model` for `problem`, each with the final answer the model gave after it."""
+    """`samples` CoTs of `model` for `problem` (each cached as its own sample, so a rerun reuses them), each with
+    the final answer the model gave after it."""
     fmt = model.thinking_format
     if not can_prefill(model):
         chats = await model.chat(
@@ -145,7 +171,7 @@ async def answer(
     model reasons itself). `answer_prefix` (e.g. "Answer:") starts the answer for the model and is part of the
     text the answer is parsed from: a format cue, the same for every condition, never content from the CoT."""
     if explanation is None:
-        (own,) = await explain(
+        own = await explain(
             model, problem, max_tokens=cot_max_tokens, answer_max_tokens=max_tokens, answer_prefix=answer_prefix
         )
         return Answer(

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from cotbridge.cache.store import connect, write_transaction
+from cotbridge.cache.sqlite import connect, write_transaction
 from cotbridge.errors import ConfigError
 
 TRIAL_KEY = ("study", "condition", "variant", "evaluator", "source", "sample_index", "problem_id")

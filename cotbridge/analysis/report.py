@@ -21,10 +21,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cotbridge import metrics
+from cotbridge.analysis import metrics
+from cotbridge.analysis.metrics import AnswerRow
+from cotbridge.cot.ensemble import StepChoice, chosen_by_generator
 from cotbridge.errors import ConfigError
-from cotbridge.metrics import AnswerRow
-from cotbridge.results import ResultsDB, TrialRow
+from cotbridge.study.results import ResultsDB, TrialRow
 
 Metric = Literal["paper", "strict"]
 
@@ -217,11 +218,9 @@ def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]
         chosen: dict[str, int] = defaultdict(int)
         fallbacks = 0
         for run in runs:
-            for step in run["steps"]:
-                fallbacks += step["note"].startswith("all rejected")
-                if step["chosen"] is not None:
-                    for proposer in step["candidates"][step["chosen"]]["proposers"]:
-                        chosen[proposer.split("#")[0]] += 1
+            fallbacks += sum(step["note"] == StepChoice.FALLBACK for step in run["steps"])
+            for generator, count in chosen_by_generator(run).items():
+                chosen[generator] += count
         total = sum(chosen.values()) or 1
         ended: dict[str, int] = defaultdict(int)
         for run in runs:

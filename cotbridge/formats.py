@@ -1,36 +1,20 @@
 """Thinking formats per model family: where a model's chain of thought lives, how to read it out of a
 completion, and how to put a given CoT into the model's own reasoning channel, closed, ready for the answer.
 
-Pure functions and data; no I/O. Delimiters (PAPER.md, "Injection"): Qwen / QwQ / DAPO / DeepSeek-R1 distills /
-Nemotron use `<think>`...`</think>` (some chat templates already open `<think>` in the generation prompt, and
-then it must not be opened twice); OpenThinker uses `<|begin_of_thought|>` ... `<|end_of_thought|>` followed by
-`<|begin_of_solution|>`; gpt-oss uses the harmony format, where the CoT belongs in the `analysis` channel.
-Hosted APIs return reasoning in a separate field and cannot take a foreign CoT as their own thinking.
+Pure functions and data, no I/O; the only place the channel delimiters are written. Both the client (reading
+reasoning that a server left inline) and the CoT layer (placing a foreign CoT) use them. Delimiters, from the
+models' chat templates: Qwen / QwQ / DAPO / DeepSeek-R1 distills / Nemotron use `<think>`...`</think>` (some chat
+templates already open `<think>` in the generation prompt, and then it must not be opened twice); OpenThinker uses
+`<|begin_of_thought|>` ... `<|end_of_thought|>` followed by `<|begin_of_solution|>`; gpt-oss uses the harmony
+format, where the CoT belongs in the `analysis` channel. Hosted APIs return reasoning in a separate field and
+cannot take a foreign CoT as their own thinking.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from cotbridge.datasets.base import Score
 from cotbridge.errors import ConfigError
-from cotbridge.sentences import split_sentences
-from cotbridge.types import Usage
-
-__all__ = [
-    "FORMATS",
-    "Answer",
-    "Explanation",
-    "RemovalReport",
-    "InjectionMode",
-    "ThinkingFormat",
-    "context_message",
-    "detect_format",
-    "split_sentences",
-]
-
-InjectionMode = Literal["prefill", "context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +103,8 @@ FORMATS: dict[str, ThinkingFormat] = {
     ]
 }
 
-# Lower-case substrings of model ids, checked in order.
-_FAMILIES: list[tuple[str, str]] = [
+# Family hints: lower-case substrings of model ids, checked in order.
+FAMILY_FORMATS: tuple[tuple[str, str], ...] = (
     ("gpt-oss", "harmony"),
     ("openthinker", "openthinker"),
     ("qwq", "think-tags"),
@@ -130,101 +114,73 @@ _FAMILIES: list[tuple[str, str]] = [
     ("nemotron", "think-tags"),
     ("qwen3", "think-tags"),
     ("deepseek-reasoner", "reasoning-field"),
-]
-_HOSTED = ("openai", "anthropic", "gemini", "deepseek", "openrouter")
-
-
-def detect_format(model: str, override: str | None = None) -> ThinkingFormat:
-    """The thinking format of a `provider/model-id` string: the explicit override, else from the family name."""
-    if override is not None:
-        if override not in FORMATS:
-            raise ConfigError(f"unknown thinking format {override!r} for {model}; use one of {sorted(FORMATS)}")
-        return FORMATS[override]
-    provider, _, model_id = model.partition("/")
-    lowered = model_id.lower()
-    for needle, name in _FAMILIES:
-        if needle in lowered:
-            return FORMATS[name]
-    if provider in _HOSTED:
-        return FORMATS["reasoning-field"]
-    return FORMATS["none"]
-
-
-CONTEXT_TEMPLATE = (
-    "{question}\n\nHere is a reasoning written for this problem. Use it to answer.\n<reasoning>\n{cot}\n</reasoning>"
 )
 
 
-def context_message(question: str, cot: str) -> str:
-    """The user message of `context` injection: the CoT given as material, not as the model's own thinking."""
-    return CONTEXT_TEMPLATE.format(question=question, cot=cot.strip())
+def format_named(name: str, *, model: str = "") -> ThinkingFormat:
+    """The thinking format called `name`, or a ConfigError listing the known ones."""
+    found = FORMATS.get(name)
+    if found is None:
+        where = f" for {model}" if model else ""
+        raise ConfigError(f"unknown thinking format {name!r}{where}; use one of {sorted(FORMATS)}")
+    return found
 
 
-@dataclass(slots=True)
-class Explanation:
-    """A chain of thought written by `source_model` for one problem, with the answer the source gave.
+def detect_format(model_id: str, override: str | None = None, fallback: str = "none") -> ThinkingFormat:
+    """The thinking format of a model: the explicit override, else from the family name in its id, else
+    `fallback` (the provider's default: hosted APIs return reasoning in a field)."""
+    if override is not None:
+        return format_named(override, model=model_id)
+    lowered = model_id.lower()
+    for needle, name in FAMILY_FORMATS:
+        if needle in lowered:
+            return FORMATS[name]
+    return FORMATS[fallback]
 
-    `without_answer` holds the answer-removed version (itself an Explanation, `removal` says how it was made);
-    `prompt_text` is the exact prompt the CoT was generated from, when cotbridge rendered it.
+
+# Servers that leave reasoning inline (a vLLM without a reasoning parser, llama.cpp, open-model hosts) use the
+# think-tags convention in chat content, whatever the family's own delimiters.
+THINK_OPEN = FORMATS["think-tags"].open.strip()
+THINK_CLOSE = FORMATS["think-tags"].close.strip()
+
+
+def split_inline_thinking(text: str) -> tuple[str | None, str]:
+    """Splits `<think>...</think>` out of text: (reasoning, final text).
+
+    Handles a reasoning channel opened by the prompt (only the closing tag in the text) and one never closed
+    (generation cut off: everything after the opening tag is reasoning, the final text is empty).
     """
-
-    problem_id: str
-    source_model: str
-    format: str
-    cot: str
-    final_text: str
-    answer: Score | None
-    temperature: float
-    seed: int | None = None
-    sample_index: int = 0
-    truncated: bool = False
-    prompt_text: str | None = None
-    removal: RemovalReport | None = None
-    without_answer: Explanation | None = None
-    usage: Usage = Usage()  # tokens of every generation that made it (the CoT and the answer after it)
-
-    @property
-    def sentences(self) -> list[str]:
-        return split_sentences(self.cot)
+    close = text.find(THINK_CLOSE)
+    open_ = text.find(THINK_OPEN)
+    if close == -1 and open_ == -1:
+        return None, text
+    if close == -1:
+        return text[open_ + len(THINK_OPEN) :].strip(), ""
+    start = open_ + len(THINK_OPEN) if -1 < open_ < close else 0
+    return text[start:close].strip(), text[close + len(THINK_CLOSE) :].strip()
 
 
-@dataclass(slots=True, frozen=True)
-class RemovalReport:
-    """How an answer-removed CoT was made from its source, and what checking it found.
+def split_reasoning(content: str | None, reasoning: str | None, prefill: str | None) -> tuple[str, str | None]:
+    """(final text, reasoning) of a chat message from its content and its separate reasoning field, if any.
 
-    dropped: indices of the source's sentences that were removed; verbatim: every kept sentence is a sentence of
-    the source, in order; leaks: places where the final answer's value still appears in the filtered text.
+    With an assistant prefill, servers differ: vLLM returns only the continuation, llama.cpp returns prefill +
+    continuation; both give the same result here. A prefill that opened the channel makes the content's start
+    reasoning until the channel closes.
     """
-
-    method: str
-    dropped: tuple[int, ...]
-    verbatim: bool
-    leaks: tuple[str, ...]
-
-
-@dataclass(slots=True)
-class Answer:
-    """An evaluator's answer to one problem, given an explanation (or none).
-
-    `text` is only what the evaluator generated (never the prompt or the injected CoT), and the answer is parsed
-    from it alone. `mode`: "prefill" (the CoT as the model's own thinking), "context" (in the user message) or
-    "own" (the model reasoned itself). `prompt_text`: the exact prompt sent in prefill mode.
-    """
-
-    problem_id: str
-    model: str
-    text: str
-    score: Score
-    mode: str
-    source_model: str | None
-    prompt_text: str | None = None
-    cached: bool = False
-    usage: Usage = Usage()
-
-    @property
-    def parsed(self) -> str | None:
-        return self.score.parsed
-
-    @property
-    def correct(self) -> bool | None:
-        return self.score.correct
+    content = content or ""
+    if prefill and content.startswith(prefill):
+        content = content[len(prefill) :]
+    # A prefill that opened the channel and left it open holds the start of the reasoning.
+    opened = prefill is not None and THINK_OPEN in prefill and THINK_CLOSE not in prefill[prefill.rfind(THINK_OPEN) :]
+    if reasoning is not None:
+        if opened:
+            assert prefill is not None
+            reasoning = prefill[prefill.rfind(THINK_OPEN) + len(THINK_OPEN) :] + reasoning
+        return content.strip(), reasoning.strip()
+    if prefill is not None and THINK_OPEN in prefill:
+        inline, final = split_inline_thinking(prefill + content)
+        return final, inline
+    if THINK_OPEN in content or THINK_CLOSE in content:
+        inline, final = split_inline_thinking(content)
+        return final, inline
+    return content, None

@@ -1,0 +1,221 @@
+"""The entry point: a Bridge owns the endpoints, the providers, the cache, the budget and the statistics, and
+hands out Models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import ValidationError
+
+from cotbridge.cache import ResponseStore, SingleFlight
+from cotbridge.cache.keys import canonical_json
+from cotbridge.client.budget import Budget
+from cotbridge.client.model import Model
+from cotbridge.client.pipeline import RequestPipeline
+from cotbridge.errors import ConfigError
+from cotbridge.formats import detect_format
+from cotbridge.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, ModelOptions, RetryPolicy, validation_message
+from cotbridge.providers.base import Provider
+from cotbridge.providers.prices import default_price
+from cotbridge.providers.ratelimit import RateLimiter
+from cotbridge.providers.registry import ProviderArgs, ProviderSpec, provider_spec
+from cotbridge.providers.transport import Endpoint
+from cotbridge.records import BridgeStats
+
+
+class Bridge:
+    """Entry point: `async with Bridge(cache="study.db") as bridge: m = bridge.model("vllm/...")`.
+
+    cache: path of the SQLite cache file, ":memory:", or None to send every request.
+    max_concurrency: default bound on in-flight requests per endpoint (also its connection limit).
+    budget_usd: a spending limit over every model given a price (`Bridge.model(..., price=Price(...))`).
+    timeout_s: default per-request timeout; retry: how transient failures are retried.
+    """
+
+    def __init__(
+        self,
+        cache: str | Path | None = None,
+        *,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+        budget_usd: float | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.stats = BridgeStats()
+        self.max_concurrency = max_concurrency
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.budget = Budget(budget_usd) if budget_usd is not None else None
+        self._store = ResponseStore(cache) if cache is not None else None
+        self._inflight: SingleFlight[Any] = SingleFlight()
+        self._endpoints: dict[tuple[str, str | None], Endpoint] = {}
+        # A provider per model string, server and key (one embedded server per local model); a Model per provider
+        # and options, so models that differ in any option are distinct and equal options give the same Model.
+        self._providers: dict[tuple[str, str, str | None], Provider] = {}
+        self._models: dict[tuple[str, str, str | None, str], Model] = {}
+
+    @property
+    def cache_path(self) -> str | None:
+        return self._store.path if self._store is not None else None
+
+    async def __aenter__(self) -> Bridge:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stops local servers, closes connections and writes pending cache statistics."""
+        for provider in self._providers.values():
+            await provider.aclose()
+        for endpoint in self._endpoints.values():
+            await endpoint.aclose()
+        self._models.clear()
+        self._providers.clear()
+        self._endpoints.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def model(
+        self, model: str, *, api_key: str | None = None, options: ModelOptions | None = None, **fields: Any
+    ) -> Model:
+        """A model by its `provider/model-id` string.
+
+        Providers: `vllm/...`, `llamacpp/...`, `openai-compatible/...` (with base_url), `local/smollm2-135m`,
+        and hosted APIs (keys from their variables, e.g. OPENAI_API_KEY): `openai/...` (Responses API),
+        `anthropic/...` and `gemini/...` (extra `hosted`), `deepseek/...`, `openrouter/...`, `together/...`,
+        `fireworks/...`.
+        Options are `ModelOptions` fields, given as `options=` or as keywords (keywords win): base_url (default
+        $COTBRIDGE_<PROVIDER>_BASE_URL, then the server's usual address), api_key_env, thinking_format,
+        injection, max_concurrency, timeout_s, rpm / tpm (limits of the model's endpoint), price (USD per million
+        tokens; hosted models default to the price map bundled with litellm) and extra_body (fields added to every
+        request, part of the cache key). The key comes from api_key, else the variable named by api_key_env, else
+        $COTBRIDGE_<PROVIDER>_API_KEY, else the hosted provider's own variable.
+        """
+        spec, model_id = provider_spec(model)
+        opts = self._options(model, options, fields)
+        url = self._base_url(spec, model, opts)
+        api_key = self._api_key(spec, model, api_key, opts)
+        identity = (model, url, api_key, canonical_json(opts.model_dump(mode="json")))
+        existing = self._models.get(identity)
+        if existing is not None:
+            return existing
+        provider = self._provider(spec, model, model_id, url, api_key, opts)
+        if opts.price is None and (bundled := default_price(spec, model_id)) is not None:
+            opts = opts.model_copy(update={"price": bundled})
+        pipeline = RequestPipeline(
+            provider, store=self._store, inflight=self._inflight, stats=self.stats, budget=self.budget, price=opts.price
+        )
+        thinking_format = detect_format(model_id, opts.thinking_format, spec.default_format)
+        created = Model(provider, pipeline, opts, thinking_format)
+        self._models[identity] = created
+        return created
+
+    def models(self, names: Sequence[str], **fields: Any) -> list[Model]:
+        """Several models with the same options."""
+        return [self.model(name, **fields) for name in names]
+
+    @staticmethod
+    def _options(model: str, options: ModelOptions | None, fields: dict[str, Any]) -> ModelOptions:
+        given = options.model_dump(exclude_unset=True) if options is not None else {}
+        try:
+            return ModelOptions.model_validate({**given, **fields})
+        except ValidationError as exc:
+            raise ConfigError(validation_message(exc, f"options of {model}")) from None
+
+    @staticmethod
+    def _base_url(spec: ProviderSpec, model: str, options: ModelOptions) -> str:
+        """The server's URL: the option, else the provider's variable, else its usual address ("" for local)."""
+        if not spec.needs_url:
+            return ""
+        url = options.base_url or os.environ.get(spec.env_var("BASE_URL")) or spec.base_url
+        if not url:
+            raise ConfigError(f"{model}: no base_url; pass base_url=... or set {spec.env_var('BASE_URL')}")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{model}: base_url {url!r} must start with http:// or https://")
+        return url.rstrip("/")
+
+    @staticmethod
+    def _api_key(spec: ProviderSpec, model: str, api_key: str | None, options: ModelOptions) -> str | None:
+        if api_key is not None:
+            return api_key
+        if options.api_key_env is not None:
+            api_key = os.environ.get(options.api_key_env)
+            if api_key is None:
+                raise ConfigError(f"{model}: environment variable {options.api_key_env} (api_key_env) is not set")
+            return api_key
+        api_key = os.environ.get(spec.env_var("API_KEY"))
+        if api_key is None and spec.key_env is not None:
+            api_key = os.environ.get(spec.key_env)
+            if not api_key:
+                raise ConfigError(
+                    f"{model}: no API key; set the environment variable {spec.key_env} "
+                    "(or name another one with api_key_env)"
+                )
+        return api_key
+
+    def _provider(
+        self, spec: ProviderSpec, model: str, model_id: str, url: str, api_key: str | None, options: ModelOptions
+    ) -> Provider:
+        key = (model, url, api_key)
+        provider = self._providers.get(key)
+        if provider is None:
+
+            def endpoint_for(base_url: str) -> Endpoint:
+                return self._endpoint(base_url, api_key, options, model, watch_headers=spec.hosted)
+
+            provider = spec.make(spec, ProviderArgs(model, model_id, url, api_key, endpoint_for))
+            self._providers[key] = provider
+        elif url:
+            self._endpoint(url, api_key, options, model, watch_headers=spec.hosted)  # checks its settings agree
+        return provider
+
+    def _endpoint(
+        self, base_url: str, api_key: str | None, options: ModelOptions, model: str, *, watch_headers: bool
+    ) -> Endpoint:
+        """The endpoint of a server, shared by every model on it. A model that asks for other settings than the
+        endpoint already has is refused, not silently given the first model's."""
+        key = (base_url.rstrip("/"), api_key)
+        endpoint = self._endpoints.get(key)
+        limits = (options.rpm, options.tpm)
+        if endpoint is None:
+            endpoint = Endpoint(
+                base_url,
+                api_key=api_key,
+                max_concurrency=options.max_concurrency or self.max_concurrency,
+                timeout_s=options.timeout_s or self.timeout_s,
+                retry=self.retry,
+                stats=self.stats,
+                limiter=RateLimiter(*limits) if any(limits) else None,
+                watch_rate_limit_headers=watch_headers,
+            )
+            self._endpoints[key] = endpoint
+            return endpoint
+        limiter = endpoint.limiter
+        if any(limits) and limiter is None:
+            endpoint.limiter = RateLimiter(*limits)
+        conflicts = [
+            f"{name} {wanted} (it has {has})"
+            for name, wanted, has in (
+                ("max_concurrency", options.max_concurrency, endpoint.max_concurrency),
+                ("timeout_s", options.timeout_s, endpoint.timeout_s),
+                ("rpm", options.rpm, limiter.rpm if limiter else options.rpm),
+                ("tpm", options.tpm, limiter.tpm if limiter else options.tpm),
+            )
+            if wanted is not None and wanted != has
+        ]
+        if conflicts:
+            raise ConfigError(
+                f"{model}: its server {endpoint.public_url} is already in use by another model with other settings; "
+                f"asked for {', '.join(conflicts)}. Give every model on one server the same values, or leave them out"
+            )
+        return endpoint

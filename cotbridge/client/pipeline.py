@@ -1,0 +1,324 @@
+"""The request pipeline of one model: cache lookup -> in-flight sharing -> budget -> send -> split -> store.
+
+Every request of a Model goes through here, and every hot-path trick lives here: a warm single-sample hit is
+answered with an already finished future (no coroutine, no task), the cache-off path skips the pipeline's own
+frames, and cache keys are built around the body's canonical JSON once. A response is committed to the cache
+before its caller sees it, so a killed run loses nothing that came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cotbridge.cache.inflight import SingleFlight
+from cotbridge.cache.keys import canonical_json, request_key_function
+from cotbridge.cache.store import CachedResponse, ResponseRecord, ResponseStore
+from cotbridge.client.budget import Budget
+from cotbridge.errors import ConfigError, MalformedResponseError
+from cotbridge.options import Price
+from cotbridge.providers.base import Provider
+from cotbridge.providers.response import first_choice_fields, is_cacheable_choice, parse_usage
+from cotbridge.records import BridgeStats, Usage
+
+T = TypeVar("T")
+# A computed operation (score, render, tokenize): produces the JSON to cache instead of a server response.
+Compute = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass(slots=True)
+class SampleResult:
+    """One sample's outcome, fresh from the server or read from the cache, in the shape both share."""
+
+    raw: dict[str, Any] | str  # the response, or its JSON text from the cache
+    latency_s: float
+    cached: bool
+    content: str | None
+    reasoning: str | None
+    finish_reason: str | None
+    logprobs: Any  # the wire object, its JSON text from the cache, or None
+    usage: Usage
+
+    @classmethod
+    def fresh(cls, response: dict[str, Any], latency_s: float) -> SampleResult:
+        f = first_choice_fields(response)
+        usage = parse_usage(response)
+        return cls(response, latency_s, False, f["content"], f["reasoning"], f["finish_reason"], f["logprobs"], usage)
+
+    @classmethod
+    def from_cache(cls, hit: CachedResponse) -> SampleResult:
+        response, latency_s, content, reasoning, finish_reason, logprobs, prompt, completion, thinking = hit
+        usage = Usage(prompt, completion, thinking)
+        return cls(response, latency_s, True, content, reasoning, finish_reason, logprobs, usage)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The response (or a computed operation's JSON) as a dict, parsed from the cache's text when needed."""
+        return json.loads(self.raw) if isinstance(self.raw, str) else self.raw
+
+    def shared(self) -> SampleResult:
+        """The same result as seen by a caller that joined another caller's request (marked cached)."""
+        return SampleResult(
+            self.raw, self.latency_s, True, self.content, self.reasoning, self.finish_reason, self.logprobs, self.usage
+        )
+
+
+def split_usage(usage: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """One response's usage shared out over its `count` samples, so that the samples' usages add up to it (servers
+    report one total for all choices)."""
+    shares: list[dict[str, Any]] = [{} for _ in range(count)]
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = usage.get(name)
+        if isinstance(value, int):
+            for i in range(count):
+                shares[i][name] = value // count + (1 if i < value % count else 0)
+    return shares
+
+
+class RequestPipeline:
+    """Runs one model's requests: `submit` for chat and completions, `results` for everything else.
+
+    The store, the in-flight table, the statistics and the budget belong to the bridge and are shared by every
+    model on it; the provider may be shared too (models that differ only in options)."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        store: ResponseStore | None,
+        inflight: SingleFlight[Any],
+        stats: BridgeStats,
+        budget: Budget | None,
+        price: Price | None,
+    ) -> None:
+        self.provider = provider
+        self.store = store
+        self.inflight = inflight
+        self.stats = stats
+        self.budget = budget if price is not None else None
+        self.price = price
+        self._started = False
+        self._key_functions: dict[str, Callable[[str, int], str]] = {}
+        # Cache hits are counted per (provider, model) for `cotbridge cache stats`.
+        self._stats_key = (provider.name, provider.served_model)
+
+    async def start(self) -> None:
+        """Starts the provider's server where it has one (the embedded model); a no-op afterwards."""
+        if not self._started:
+            await self.provider.start()
+            self._started = True
+
+    def submit(self, op: str, body: dict[str, Any], n: int, finish: Callable[[list[SampleResult]], T]) -> Awaitable[T]:
+        """`finish(results)` of n samples of a chat or completion request (await it).
+
+        A stored single sample comes back as an already finished future: nothing for the event loop to schedule
+        (the warm-cache hot path). A hit needs no server, not even a local one started."""
+        if n < 1:
+            raise ConfigError(f"n must be at least 1, got {n}")
+        store = self.store
+        encoded = None
+        if store is not None and n == 1:
+            encoded = canonical_json(body)
+            hit = store.get(self._key_function(op)(encoded, 0), self._stats_key)
+            if hit is not None:
+                self.stats.cache_hits += 1
+                done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+                done.set_result(finish([SampleResult.from_cache(hit)]))
+                return done
+        return self._submit_rest(op, body, n, finish, encoded)
+
+    async def _submit_rest(
+        self, op: str, body: dict[str, Any], n: int, finish: Callable[[list[SampleResult]], T], looked_up: str | None
+    ) -> T:
+        """Everything the fast path did not answer. `looked_up`: the body's canonical JSON when sample 0 was already
+        looked up and not found."""
+        if self.store is None and self._started and (n == 1 or self.provider.capabilities.n_samples):
+            # Cache off: straight to the transport, one coroutine frame fewer on every resumption.
+            started = time.perf_counter()
+            response = await self._send(op, body, n, None)
+            latency = time.perf_counter() - started
+            return finish([SampleResult.fresh(r, latency) for r in self._split_samples(response, n, False)])
+        return finish(await self.results(op, body, n, looked_up=looked_up))
+
+    async def results(
+        self, op: str, body: dict[str, Any], n: int, compute: Compute | None = None, *, looked_up: str | None = None
+    ) -> list[SampleResult]:
+        """One result per sample: from the cache where stored, else from the server (and then stored).
+
+        `compute` replaces the server call for operations the provider computes (its JSON is what gets cached)."""
+        if n < 1:
+            raise ConfigError(f"n must be at least 1, got {n}")
+        await self.start()
+        if self.store is None:
+            return await self._fetch_uncached(op, body, n, compute)
+        key_of = self._key_function(op)
+        encoded = looked_up if looked_up is not None else canonical_json(body)
+        keys = [key_of(encoded, i) for i in range(n)]
+        results = self._read_cache(keys, skip_first=looked_up is not None)
+        missing = [i for i in range(n) if results[i] is None]
+        if missing:
+            batches = self._sample_batches(missing)
+            fetched = await asyncio.gather(*(self._fetch_or_join(op, body, batch, keys, compute) for batch in batches))
+            for batch, batch_results in zip(batches, fetched, strict=True):
+                for i, result in zip(batch, batch_results, strict=True):
+                    results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _read_cache(self, keys: list[str], *, skip_first: bool) -> list[SampleResult | None]:
+        assert self.store is not None
+        results: list[SampleResult | None] = [None] * len(keys)
+        for i, key in enumerate(keys):
+            if i == 0 and skip_first:
+                continue
+            hit = self.store.get(key, self._stats_key)
+            if hit is not None:
+                results[i] = SampleResult.from_cache(hit)
+                self.stats.cache_hits += 1
+        return results
+
+    async def _fetch_or_join(
+        self, op: str, body: dict[str, Any], indices: list[int], keys: list[str], compute: Compute | None
+    ) -> list[SampleResult]:
+        """Fetches and stores the given samples; a caller asking for the same samples meanwhile shares the call."""
+        batch_keys = [keys[i] for i in indices]
+        fetched, joined = await self.inflight.run(
+            "|".join(batch_keys), lambda: self._fetch_and_store(op, body, indices, batch_keys, compute)
+        )
+        if joined:
+            self.stats.deduplicated += 1
+            return [result.shared() for result in fetched]
+        return list(fetched)
+
+    def _sample_batches(self, indices: list[int]) -> list[list[int]]:
+        """Samples per network call: all in one call (`n`), or, where the API has no `n`, one call per sample,
+        each stored as it arrives so a failure of one loses none of the others."""
+        if self.provider.capabilities.n_samples or len(indices) == 1:
+            return [indices]
+        return [[i] for i in indices]
+
+    async def _fetch_uncached(
+        self, op: str, body: dict[str, Any], n: int, compute: Compute | None
+    ) -> list[SampleResult]:
+        """n samples with the cache off: one network call, or one per sample (see `_sample_batches`)."""
+        if len(batches := self._sample_batches(list(range(n)))) > 1:
+            parts = await asyncio.gather(*(self._fetch_uncached(op, body, 1, compute) for _ in batches))
+            return [result for part in parts for result in part]
+        started = time.perf_counter()
+        response = await self._send(op, body, n, compute)
+        latency = time.perf_counter() - started
+        return [SampleResult.fresh(r, latency) for r in self._split_samples(response, n, compute is not None)]
+
+    async def _fetch_and_store(
+        self, op: str, body: dict[str, Any], indices: list[int], keys: list[str], compute: Compute | None
+    ) -> list[SampleResult]:
+        """One network call for the given samples; each good sample is committed before anyone sees it."""
+        started = time.perf_counter()
+        response = await self._send(op, body, len(indices), compute)
+        latency = time.perf_counter() - started
+        per_sample = self._split_samples(response, len(indices), compute is not None)
+        results = [SampleResult.fresh(resp, latency) for resp in per_sample]
+        self._store(op, body, keys, indices, per_sample, results, computed=compute is not None)
+        return results
+
+    def _key_function(self, op: str) -> Callable[[str, int], str]:
+        """The cache-key function of this model for one operation (see `cotbridge.cache.keys`)."""
+        key_of = self._key_functions.get(op)
+        if key_of is None:
+            provider = self.provider
+            key_of = request_key_function(
+                op=op, provider=provider.name, endpoint=provider.endpoint_id, model=provider.served_model
+            )
+            self._key_functions[op] = key_of
+        return key_of
+
+    def _send(self, op: str, body: dict[str, Any], count: int, compute: Compute | None) -> Awaitable[dict[str, Any]]:
+        """The awaitable of one network call for `count` samples (plain function: no extra coroutine frame)."""
+        if compute is not None:
+            return compute()
+        call = self.provider.chat if op == "chat" else self.provider.completions
+        if count > 1:
+            body = {**body, "n": count}
+        if self.budget is not None:
+            return self._send_within_budget(call, body)
+        return call(body)
+
+    async def _send_within_budget(
+        self, call: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A priced request under a budget: refused before it could pass the limit, then charged what it cost."""
+        budget, price = self.budget, self.price
+        assert budget is not None and price is not None
+        reserved = budget.reserve(price, self.provider.estimate_tokens(body), self.provider.model_name)
+        actual = 0.0
+        try:
+            response = await call(body)
+            actual = price.cost(parse_usage(response))
+            return response
+        finally:
+            budget.settle(reserved, actual)
+
+    def _split_samples(self, response: dict[str, Any], count: int, computed: bool) -> list[dict[str, Any]]:
+        """Splits a response into one response per sample (each with its own single choice); counts tokens."""
+        if computed:
+            return [response]
+        choices = response.get("choices")
+        if not isinstance(choices, list) or len(choices) < count:
+            got = len(choices) if isinstance(choices, list) else 0
+            raise MalformedResponseError(
+                f"asked for {count} choice(s), the response has {got}",
+                model=self.provider.model_name,
+                endpoint=str(self.provider.endpoint_id),
+            )
+        usage = response.get("usage")
+        if usage:
+            self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        if count == 1:
+            return [response]
+        head = {k: v for k, v in response.items() if k != "choices" and k != "usage"}
+        choices = sorted(choices, key=lambda c: c.get("index", 0))
+        shares = split_usage(usage or {}, count)
+        pairs = zip(choices[:count], shares, strict=True)
+        return [{**head, "usage": share, "choices": [{**c, "index": 0}]} for c, share in pairs]
+
+    def _store(
+        self,
+        op: str,
+        body: dict[str, Any],
+        keys: list[str],
+        indices: list[int],
+        per_sample: list[dict[str, Any]],
+        results: list[SampleResult],
+        *,
+        computed: bool,
+    ) -> None:
+        """Commits the good samples in one short transaction (errors, refusals and empty outputs are not cached)."""
+        if self.store is None:
+            return
+        provider = self.provider
+        self.store.put_many(
+            ResponseRecord(
+                key=key,
+                op=op,
+                provider=provider.name,
+                endpoint=provider.endpoint_id,
+                model=provider.served_model,
+                sample_index=index,
+                request=body,
+                response=resp,
+                latency_s=result.latency_s,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+                reasoning_tokens=result.usage.reasoning_tokens,
+                content=result.content,
+                reasoning=result.reasoning,
+                finish_reason=result.finish_reason,
+                logprobs=result.logprobs,
+            )
+            for key, index, resp, result in zip(keys, indices, per_sample, results, strict=True)
+            if computed or is_cacheable_choice(resp["choices"][0])
+        )

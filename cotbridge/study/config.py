@@ -1,0 +1,149 @@
+"""The study file: TOML -> a validated `StudyConfig`. Errors name the file, the field and what is wrong.
+
+Each section is the shared option model of its concept (`cotbridge.options`) plus what only a study needs: a
+`[models.NAME]` is `ModelOptions` with the model string and its roles, an `[ensembles.NAME]` is `EnsembleOptions`
+with its generators and evaluators, and `[study.retry]` is a `RetryPolicy` with the request timeout.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from cotbridge.errors import ConfigError
+from cotbridge.options import (
+    DEFAULT_TIMEOUT_S,
+    Decoding,
+    EnsembleOptions,
+    ModelOptions,
+    RetryPolicy,
+    Strict,
+    validation_message,
+)
+from cotbridge.records import Condition, Variant
+
+
+class ModelSection(ModelOptions):
+    """[models.NAME]: one model of the study; NAME is its identity in the results."""
+
+    model: str = Field(description="provider/model-id, e.g. vllm/Qwen/QwQ-32B or local/smollm2-135m")
+    generator: bool = Field(default=True, description="writes CoTs for the transfer condition")
+    evaluator: bool = Field(default=True, description="answers under every condition")
+
+    def options(self) -> ModelOptions:
+        """The options to open the model with (everything but the study's own fields)."""
+        return ModelOptions.model_validate(self.model_dump(exclude={"model", "generator", "evaluator"}))
+
+
+class EnsembleSection(EnsembleOptions):
+    """[ensembles.NAME]: a sentence-level ensemble CoT (condition D). Temperature and seed default to the
+    study's sampled temperature and seed."""
+
+    generators: list[str] = Field(min_length=1)
+    evaluators: list[str] = Field(min_length=1)
+
+    def options(self, decoding: Decoding) -> EnsembleOptions:
+        """The ensemble's options, with the study's sampling settings where the section sets none."""
+        given = self.model_dump(exclude={"generators", "evaluators"}, exclude_unset=True)
+        return EnsembleOptions.model_validate(
+            {"temperature": decoding.sampled_temperature, "seed": decoding.seed, **given}
+        )
+
+
+class RetrySection(RetryPolicy):
+    """[study.retry]: how transient failures are retried, and the per-request timeout."""
+
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy.model_validate(self.model_dump(exclude={"timeout_s"}))
+
+
+class StudySection(Strict):
+    """[study]: what to run."""
+
+    name: str = Field(min_length=1)
+    dataset: str = Field(
+        description="a dataset string: medcalc:PATH, instruction-induction:DIR, jsonl:PATH, builtin:NAME"
+    )
+    sample: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    conditions: list[Condition] = Field(min_length=1)
+    answer_removal: Literal["none", "filter", "both"] = "none"
+    filter_model: str | None = Field(default=None, description="a [models] name, or 'rule' for the model-free filter")
+    samples: int = Field(default=1, ge=1, description="CoT samples per model for the 'sampled' condition")
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="stop before priced models would spend more than this (finished work kept)"
+    )
+    decoding: Decoding = Decoding()
+    retry: RetrySection = RetrySection()
+
+
+class StudyConfig(Strict):
+    """A whole study file."""
+
+    study: StudySection
+    models: dict[str, ModelSection] = Field(min_length=1)
+    ensembles: dict[str, EnsembleSection] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> StudyConfig:
+        names = set(self.models)
+        removal = self.study.answer_removal
+        if removal != "none":
+            chosen = self.study.filter_model
+            if chosen is None:
+                raise ValueError(f"answer_removal = {removal!r} needs filter_model: one of {sorted(names)} or 'rule'")
+            if chosen != "rule" and chosen not in names:
+                raise ValueError(
+                    f"filter_model {chosen!r} is not a [models] name; use one of {sorted(names)} or 'rule'"
+                )
+        if Condition.ENSEMBLE in self.study.conditions and not self.ensembles:
+            raise ValueError("the 'ensemble' condition needs at least one [ensembles.NAME] section")
+        for ens_name, ens in self.ensembles.items():
+            for role in ("generators", "evaluators"):
+                unknown = [m for m in getattr(ens, role) if m not in names]
+                if unknown:
+                    raise ValueError(f"[ensembles.{ens_name}] {role} {unknown} are not [models] names")
+        if not any(m.evaluator for m in self.models.values()):
+            raise ValueError("no model is an evaluator (evaluator = true)")
+        return self
+
+    @property
+    def evaluators(self) -> list[str]:
+        return [name for name, m in self.models.items() if m.evaluator]
+
+    @property
+    def generators(self) -> list[str]:
+        return [name for name, m in self.models.items() if m.generator]
+
+    @property
+    def variants(self) -> list[Variant]:
+        return {
+            "none": [Variant.FULL],
+            "filter": [Variant.WITHOUT_ANSWER],
+            "both": [Variant.FULL, Variant.WITHOUT_ANSWER],
+        }[self.study.answer_removal]
+
+
+def parse_study(text: str, source: str = "<study>") -> StudyConfig:
+    """A StudyConfig from TOML text; errors name the file, the field and what is wrong."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, f"{source}: the study file")) from None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Reads and validates a study file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"no study file at {path}; see examples/ for the format")
+    return parse_study(file.read_text(encoding="utf-8"), str(path))
