@@ -1,7 +1,7 @@
 """OpenAI-compatible servers over aiohttp, with the dialects of vLLM and llama.cpp.
 
-Wire facts (vLLM's and llama.cpp's server documentation): vLLM serves `/tokenize` and `/health` at the server root, scores a prompt with
-`echo=true, logprobs=0` on `/v1/completions`, and continues an assistant prefill with
+Wire facts (vLLM's and llama.cpp's server documentation): vLLM serves `/tokenize` and `/health` at the server
+root, scores a prompt with `echo=true, logprobs=0` on `/v1/completions`, and continues an assistant prefill with
 `continue_final_message=true`. llama.cpp's server ignores `echo`; it scores a continuation when the
 continuation is forced token by token with a token-id grammar (`<[id]>`), and returns each forced token's
 log-prob from the model's raw distribution (checked against its own greedy log-probs). Its logprobs come as
