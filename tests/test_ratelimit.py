@@ -51,10 +51,11 @@ async def test_a_429_pauses_every_request_to_the_endpoint(faults: FaultServer) -
     assert waited >= 0.8, "a request sent during the pause must wait for it"
 
 
-async def test_rpm_from_the_model_reaches_its_endpoint(faults: FaultServer) -> None:
+async def test_rpm_from_the_model_reaches_its_requests(faults: FaultServer) -> None:
     async with Bridge() as bridge:
         m = bridge.model("openai-compatible/ok", base_url=faults.base_url, rpm=600, tpm=10_000)
-        assert m.provider.endpoint.limiter is not None and m.provider.endpoint.limiter.rpm == 600
+        limiter = m._pipeline.limiter
+        assert limiter is not None and (limiter.rpm, limiter.tpm) == (600, 10_000)
         await asyncio.gather(*(m.chat([{"role": "user", "content": str(i)}]) for i in range(5)))
     assert faults.requests["ok"] == 5
 

@@ -113,7 +113,13 @@ class Bridge:
         if opts.price is None and (bundled := default_price(spec, model_id)) is not None:
             opts = opts.model_copy(update={"price": bundled})
         pipeline = RequestPipeline(
-            provider, store=self._store, inflight=self._inflight, stats=self.stats, budget=self.budget, price=opts.price
+            provider,
+            store=self._store,
+            inflight=self._inflight,
+            stats=self.stats,
+            budget=self.budget,
+            price=opts.price,
+            limiter=RateLimiter(opts.rpm, opts.tpm) if opts.rpm or opts.tpm else None,
         )
         thinking_format = detect_format(model_id, opts.thinking_format, spec.default_format)
         created = Model(provider, pipeline, opts, thinking_format)
@@ -182,11 +188,10 @@ class Bridge:
     def _endpoint(
         self, base_url: str, api_key: str | None, options: ModelOptions, model: str, *, watch_headers: bool
     ) -> Endpoint:
-        """The endpoint of a server, shared by every model on it. A model that asks for other settings than the
-        endpoint already has is refused, not silently given the first model's."""
+        """The endpoint of a server, shared by every model on it. A model that asks for another bound or timeout than
+        the endpoint already has is refused, not silently given the first model's."""
         key = (base_url.rstrip("/"), api_key)
         endpoint = self._endpoints.get(key)
-        limits = (options.rpm, options.tpm)
         if endpoint is None:
             endpoint = Endpoint(
                 base_url,
@@ -195,21 +200,15 @@ class Bridge:
                 timeout_s=options.timeout_s or self.timeout_s,
                 retry=self.retry,
                 stats=self.stats,
-                limiter=RateLimiter(*limits) if any(limits) else None,
                 watch_rate_limit_headers=watch_headers,
             )
             self._endpoints[key] = endpoint
             return endpoint
-        limiter = endpoint.limiter
-        if any(limits) and limiter is None:
-            endpoint.limiter = RateLimiter(*limits)
         conflicts = [
             f"{name} {wanted} (it has {has})"
             for name, wanted, has in (
                 ("max_concurrency", options.max_concurrency, endpoint.max_concurrency),
                 ("timeout_s", options.timeout_s, endpoint.timeout_s),
-                ("rpm", options.rpm, limiter.rpm if limiter else options.rpm),
-                ("tpm", options.tpm, limiter.tpm if limiter else options.tpm),
             )
             if wanted is not None and wanted != has
         ]

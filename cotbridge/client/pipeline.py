@@ -22,6 +22,7 @@ from cotbridge.client.budget import Budget
 from cotbridge.errors import ConfigError, MalformedResponseError
 from cotbridge.options import Price
 from cotbridge.providers.base import Provider
+from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.providers.response import first_choice_fields, is_cacheable_choice, parse_usage
 from cotbridge.records import BridgeStats, Usage
 
@@ -94,6 +95,7 @@ class RequestPipeline:
         stats: BridgeStats,
         budget: Budget | None,
         price: Price | None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -101,6 +103,7 @@ class RequestPipeline:
         self.stats = stats
         self.budget = budget if price is not None else None
         self.price = price
+        self.limiter = limiter
         self._started = False
         self._key_functions: dict[str, Callable[[str, int], str]] = {}
         # Cache hits are counted per (provider, model) for `cotbridge cache stats`.
@@ -242,16 +245,20 @@ class RequestPipeline:
         call = self.provider.chat if op == "chat" else self.provider.completions
         if count > 1:
             body = {**body, "n": count}
-        if self.budget is not None:
-            return self._send_within_budget(call, body)
+        if self.budget is not None or self.limiter is not None:
+            return self._send_admitted(call, body)
         return call(body)
 
-    async def _send_within_budget(
+    async def _send_admitted(
         self, call: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], body: dict[str, Any]
     ) -> dict[str, Any]:
-        """A priced request under a budget: refused before it could pass the limit, then charged what it cost."""
+        """A request that waits for the model's rate limits (requests and tokens per minute) and, when priced under a
+        budget, is refused before it could pass the limit and then charged what it cost."""
+        if self.limiter is not None:
+            await self.limiter.acquire(self.provider.estimate_tokens(body))
         budget, price = self.budget, self.price
-        assert budget is not None and price is not None
+        if budget is None or price is None:
+            return await call(body)
         reserved = budget.reserve(price, self.provider.estimate_tokens(body), self.provider.model_name)
         actual = 0.0
         try:

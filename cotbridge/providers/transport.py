@@ -32,7 +32,7 @@ from cotbridge.errors import (
     ProviderError,
 )
 from cotbridge.options import RetryPolicy
-from cotbridge.providers.ratelimit import RateLimiter, estimate_tokens, limit_wait_s, retry_wait_s
+from cotbridge.providers.ratelimit import limit_wait_s, retry_wait_s
 from cotbridge.records import BridgeStats
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -80,7 +80,6 @@ class Endpoint:
         timeout_s: float,
         retry: RetryPolicy,
         stats: BridgeStats,
-        limiter: RateLimiter | None = None,
         watch_rate_limit_headers: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -94,7 +93,6 @@ class Endpoint:
         self._backoff = wait_exponential_jitter(
             multiplier=retry.initial_wait_s, max=retry.max_wait_s, jitter=retry.jitter_s
         )
-        self.limiter = limiter
         # Hosted APIs say in headers when a limit is used up; local servers send none, so they skip the lookups.
         self.watch_rate_limit_headers = watch_rate_limit_headers
         # After a 429 with Retry-After, every request to this endpoint waits, not only the one that got it:
@@ -135,8 +133,8 @@ class Endpoint:
         try:
             session = self._ensure_session()
             assert self._semaphore is not None
-            if self._paused_until or self.limiter is not None:
-                await self._admit(body)
+            if self._paused_until:
+                await self._wait_out_pause()
             async with self._semaphore:
                 self.stats.requests += 1
                 try:
@@ -182,13 +180,11 @@ class Endpoint:
         # every access on the hot path slower (measured: about 10% of requests/s).
         return self._retry(lambda: self._once(method, url, body, model, expect_json, False), failure)
 
-    async def _admit(self, body: Any) -> None:
-        """Waits out a pause after a 429 or a used-up limit, then for the rate limiter. Awaited only when either
-        is set, so the usual request spends no coroutine frame on it."""
+    async def _wait_out_pause(self) -> None:
+        """Waits out a pause after a 429 or a used-up limit. Awaited only while one is set, so the usual request
+        spends no coroutine frame on it."""
         if (pause := self._paused_until - time.monotonic()) > 0:
             await asyncio.sleep(pause)
-        if self.limiter is not None:
-            await self.limiter.acquire(estimate_tokens(body))
 
     def timeout_failure(self, model: str) -> TransientFailure:
         return TransientFailure(
@@ -233,8 +229,7 @@ class Endpoint:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     def call(self, attempt: Callable[[], Awaitable[Any]], body: Any, *, model: str) -> Awaitable[Any]:
-        """Runs one SDK call as a request of this endpoint: the pause after a 429, the rate limiter, the bound on
-        in-flight requests, statistics and retries apply as to the endpoint's own HTTP requests.
+        """Runs one SDK call as a request of this endpoint: the pause after a 429, the bound on in-flight requests, statistics and retries apply as to the endpoint's own HTTP requests.
 
         `attempt` performs the call once; it raises TransientFailure for what is worth retrying and a
         ProviderError for the rest (SDK errors translated: no SDK exception leaves cotbridge).
@@ -245,8 +240,8 @@ class Endpoint:
         try:
             if self._semaphore is None:
                 self._semaphore = asyncio.Semaphore(self.max_concurrency)
-            if self._paused_until or self.limiter is not None:
-                await self._admit(body)
+            if self._paused_until:
+                await self._wait_out_pause()
             async with self._semaphore:
                 self.stats.requests += 1
                 return await attempt()
