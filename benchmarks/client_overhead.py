@@ -1,10 +1,13 @@
 """Client overhead: 5,000 chat requests at concurrency 64 to an instant local OpenAI-compatible server.
 
 Prints requests/s for raw aiohttp, the openai SDK's AsyncOpenAI, litellm.acompletion, and cotbridge with the
-cache off, cold and warm, each as a ratio to raw aiohttp measured in the same run.
-Targets (issue 2): cotbridge cache off >= 0.8x raw aiohttp; warm cache >= 5x; both ahead of litellm.
+cache off, cold and warm, each as a ratio to raw aiohttp measured in the same run. With `--baseline DIR` (another
+checkout of cotbridge, e.g. `git worktree add /tmp/before HEAD~1`) the same cotbridge clients run from that tree
+too, so a change is compared with the code before it in one run.
+Targets: cotbridge cache off >= 0.8x raw aiohttp; warm cache >= 5x; both ahead of litellm; against a baseline,
+cache off and warm within 10% of it.
 
-    python benchmarks/client_overhead.py [--requests 5000] [--concurrency 64]
+    python benchmarks/client_overhead.py [--requests 5000] [--concurrency 64] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pathlib import Path
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+# The tree cotbridge is imported from: this checkout, or the baseline's when measuring it.
+sys.path.insert(0, os.environ.get("COTBRIDGE_SOURCE", str(HERE.parent)))
 
 from cotbridge import Bridge  # noqa: E402
 
@@ -111,13 +115,16 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
-def measure(client: str, url: str, n: int, c: int, db: str | None) -> float | str:
-    """Runs one client in a fresh process (so no client's imports or threads slow another); requests/s."""
+def measure(client: str, url: str, n: int, c: int, db: str | None, source: str | None = None) -> float | str:
+    """Runs one client in a fresh process (so no client's imports or threads slow another); requests/s. `source`:
+    the cotbridge tree to import (default this checkout)."""
+    env = {**os.environ, "COTBRIDGE_SOURCE": source} if source else None
     proc = subprocess.run(
         [sys.executable, __file__, "--one", client, "--url", url, "--requests", str(n), "--concurrency", str(c)]
         + (["--db", db] if db else []),
         capture_output=True,
         text=True,
+        env=env,
     )
     if proc.returncode != 0:
         missing = [line for line in proc.stderr.splitlines() if "ModuleNotFoundError" in line]
@@ -139,6 +146,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per client")
+    parser.add_argument("--baseline", help="another cotbridge checkout to measure in the same run")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -153,13 +161,13 @@ def main() -> None:
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp:
                 db = str(Path(tmp) / "bench.db")
-                for client in CLIENTS:
-                    result = measure(client, url, n, c, db if "cache" in client and "off" not in client else None)
-                    previous = best.get(client)
-                    if isinstance(result, str) or previous is None or isinstance(previous, str):
-                        best[client] = result if previous is None or isinstance(result, float) else previous
-                    else:
-                        best[client] = max(previous, result)
+                runs = [(client, client, None) for client in CLIENTS]
+                if args.baseline:
+                    runs += [(f"baseline{name[9:]}", name, args.baseline) for name in CLIENTS if "cotbridge" in name]
+                for label, client, source in runs:
+                    cached = "cache" in client and "off" not in client
+                    result = measure(client, url, n, c, (db + (".base" if source else "")) if cached else None, source)
+                    keep_best(best, label, result)
     finally:
         server.terminate()
     base = best["raw aiohttp"]
@@ -177,6 +185,20 @@ def main() -> None:
     if isinstance(litellm, float):
         ahead = isinstance(off, float) and isinstance(warm, float) and min(off, warm) > litellm
         print("         both ahead of litellm:", "met" if ahead else "MISSED")
+    for mode in ("cache off", "warm cache"):
+        now, before = best[f"cotbridge, {mode}"], best.get(f"baseline, {mode}")
+        if isinstance(now, float) and isinstance(before, float):
+            verdict = "met" if now >= 0.9 * before else "MISSED"
+            print(f"         {mode} within 10% of the baseline ({now / before:.2f}x):", verdict)
+
+
+def keep_best(best: dict[str, float | str], label: str, result: float | str) -> None:
+    """The best requests/s of a client so far (a skip message only while it has no number)."""
+    previous = best.get(label)
+    if previous is None or isinstance(previous, str):
+        best[label] = result
+    elif isinstance(result, float):
+        best[label] = max(previous, result)
 
 
 if __name__ == "__main__":
