@@ -54,7 +54,7 @@ class SDKProvider(BaseProvider):
         """Shapes the request for the vendor (refusing what it cannot send before anything is sent), then runs
         it as a request of the endpoint."""
         request = self.shape(body)
-        return self.endpoint.call(lambda: self._translated(request), request, model=self.model_name)
+        return self.endpoint.call(lambda: self._translated(request), model=self.model_name)
 
     def estimate_tokens(self, body: dict[str, Any]) -> int:
         """Tokens a request may count, thinking budget included (for budgets and tokens-per-minute limits)."""

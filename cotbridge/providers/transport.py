@@ -228,15 +228,16 @@ class Endpoint:
     def _pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
-    def call(self, attempt: Callable[[], Awaitable[Any]], body: Any, *, model: str) -> Awaitable[Any]:
-        """Runs one SDK call as a request of this endpoint: the pause after a 429, the bound on in-flight requests, statistics and retries apply as to the endpoint's own HTTP requests.
+    def call(self, attempt: Callable[[], Awaitable[Any]], *, model: str) -> Awaitable[Any]:
+        """Runs one SDK call as a request of this endpoint: the pause after a 429, the bound on in-flight requests,
+        statistics and retries apply as to the endpoint's own HTTP requests.
 
         `attempt` performs the call once; it raises TransientFailure for what is worth retrying and a
         ProviderError for the rest (SDK errors translated: no SDK exception leaves cotbridge).
         """
-        return self._call_once(attempt, body, model, True)
+        return self._call_once(attempt, model, True)
 
-    async def _call_once(self, attempt: Callable[[], Awaitable[Any]], body: Any, model: str, first: bool) -> Any:
+    async def _call_once(self, attempt: Callable[[], Awaitable[Any]], model: str, first: bool) -> Any:
         try:
             if self._semaphore is None:
                 self._semaphore = asyncio.Semaphore(self.max_concurrency)
@@ -248,7 +249,7 @@ class Endpoint:
         except TransientFailure as failure:
             if not first:
                 raise
-            return await self._retry(lambda: self._call_once(attempt, body, model, False), failure)
+            return await self._retry(lambda: self._call_once(attempt, model, False), failure)
         except ProviderError:
             if first:
                 self.stats.errors += 1
