@@ -7,16 +7,14 @@ The client knows nothing of chains of thought: explaining and answering with a C
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable
 from typing import Any, Literal, overload
 
-from cotbridge.client.pipeline import RequestPipeline, SampleResult
+from cotbridge.client.pipeline import RequestPipeline
 from cotbridge.errors import ConfigError, UnsupportedOperation
-from cotbridge.formats import ThinkingFormat, split_reasoning
+from cotbridge.formats import ThinkingFormat
 from cotbridge.options import InjectionMode, ModelOptions, Price
 from cotbridge.providers.base import Capabilities, Provider
-from cotbridge.providers.response import parse_logprobs
 from cotbridge.records import BridgeStats, Completion, ContinuationScore, Message, TokenLogprob
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
@@ -142,34 +140,7 @@ class Model:
             body.update(self.extra_body)
         if extra_body:
             body.update(extra_body)
-        return self._pipeline.submit("chat", body, n, self._finisher(n, prefill, chat=True))
-
-    def _finisher(self, n: int, prefill: str | None, *, chat: bool) -> Any:
-        """What turns the pipeline's sample results into this call's answer: one Completion, or a list of n."""
-        if n == 1:
-            return lambda results: self._completion(results[0], 0, prefill, chat=chat)
-        return lambda results: [self._completion(r, i, prefill, chat=chat) for i, r in enumerate(results)]
-
-    def _completion(self, result: SampleResult, index: int, prefill: str | None, *, chat: bool) -> Completion:
-        if chat:
-            text, reasoning = split_reasoning(result.content, result.reasoning, prefill)
-        else:
-            text, reasoning = result.content or "", None
-        logprobs = result.logprobs
-        if isinstance(logprobs, str):
-            logprobs = json.loads(logprobs)
-        return Completion(
-            text=text,
-            reasoning=reasoning,
-            finish_reason=result.finish_reason,
-            usage=result.usage,
-            model=self.name,
-            cached=result.cached,
-            latency_s=result.latency_s,
-            sample_index=index,
-            logprobs=parse_logprobs(logprobs) if logprobs else None,
-            _raw=result.raw,
-        )
+        return self._pipeline.submit("chat", body, n, prefill)
 
     # -- text completion --------------------------------------------------------------------------------------
 
@@ -241,7 +212,7 @@ class Model:
             body.update(self.extra_body)
         if extra_body:
             body.update(extra_body)
-        return self._pipeline.submit("completions", body, n, self._finisher(n, None, chat=False))
+        return self._pipeline.submit("completions", body, n, None)
 
     # -- scoring ----------------------------------------------------------------------------------------------
 

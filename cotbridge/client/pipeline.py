@@ -13,20 +13,20 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from cotbridge.cache.inflight import SingleFlight
 from cotbridge.cache.keys import canonical_json, request_key_function
 from cotbridge.cache.store import CachedResponse, ResponseRecord, ResponseStore
 from cotbridge.client.budget import Budget
 from cotbridge.errors import ConfigError, MalformedResponseError
+from cotbridge.formats import split_reasoning
 from cotbridge.options import Price
 from cotbridge.providers.base import Provider
 from cotbridge.providers.ratelimit import RateLimiter
-from cotbridge.providers.response import first_choice_fields, is_cacheable_choice, parse_usage
-from cotbridge.records import BridgeStats, Usage
+from cotbridge.providers.response import first_choice_fields, is_cacheable_choice, parse_logprobs, parse_usage
+from cotbridge.records import BridgeStats, Completion, Usage
 
-T = TypeVar("T")
 # A computed operation (score, render, tokenize): produces the JSON to cache instead of a server response.
 Compute = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -115,8 +115,9 @@ class RequestPipeline:
             await self.provider.start()
             self._started = True
 
-    def submit(self, op: str, body: dict[str, Any], n: int, finish: Callable[[list[SampleResult]], T]) -> Awaitable[T]:
-        """`finish(results)` of n samples of a chat or completion request (await it).
+    def submit(self, op: str, body: dict[str, Any], n: int, prefill: str | None) -> Awaitable[Any]:
+        """A chat or completion request (await it): one Completion, or a list of n. `prefill`: the final assistant
+        message a chat continues (reasoning it opened belongs to the completion's reasoning).
 
         A stored single sample comes back as an already finished future: nothing for the event loop to schedule
         (the warm-cache hot path). A hit needs no server, not even a local one started."""
@@ -129,14 +130,14 @@ class RequestPipeline:
             hit = store.get(self._key_function(op)(encoded, 0), self._stats_key)
             if hit is not None:
                 self.stats.cache_hits += 1
-                done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-                done.set_result(finish([SampleResult.from_cache(hit)]))
+                done: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+                done.set_result(self._completion(SampleResult.from_cache(hit), 0, prefill, op == "chat"))
                 return done
-        return self._submit_rest(op, body, n, finish, encoded)
+        return self._submit_rest(op, body, n, prefill, encoded)
 
     async def _submit_rest(
-        self, op: str, body: dict[str, Any], n: int, finish: Callable[[list[SampleResult]], T], looked_up: str | None
-    ) -> T:
+        self, op: str, body: dict[str, Any], n: int, prefill: str | None, looked_up: str | None
+    ) -> Completion | list[Completion]:
         """Everything the fast path did not answer. `looked_up`: the body's canonical JSON when sample 0 was already
         looked up and not found."""
         if self.store is None and self._started and (n == 1 or self.provider.capabilities.n_samples):
@@ -144,8 +145,35 @@ class RequestPipeline:
             started = time.perf_counter()
             response = await self._send(op, body, n, None)
             latency = time.perf_counter() - started
-            return finish([SampleResult.fresh(r, latency) for r in self._split_samples(response, n, False)])
-        return finish(await self.results(op, body, n, looked_up=looked_up))
+            results = [SampleResult.fresh(r, latency) for r in self._split_samples(response, n, False)]
+        else:
+            results = await self.results(op, body, n, looked_up=looked_up)
+        chat = op == "chat"
+        if n == 1:
+            return self._completion(results[0], 0, prefill, chat)
+        return [self._completion(result, i, prefill, chat) for i, result in enumerate(results)]
+
+    def _completion(self, result: SampleResult, index: int, prefill: str | None, chat: bool) -> Completion:
+        """The record the caller gets: a chat's reasoning split from its text (field, inline tags or prefill)."""
+        if chat:
+            text, reasoning = split_reasoning(result.content, result.reasoning, prefill)
+        else:
+            text, reasoning = result.content or "", None
+        logprobs = result.logprobs
+        if isinstance(logprobs, str):
+            logprobs = json.loads(logprobs)
+        return Completion(
+            text=text,
+            reasoning=reasoning,
+            finish_reason=result.finish_reason,
+            usage=result.usage,
+            model=self.provider.model_name,
+            cached=result.cached,
+            latency_s=result.latency_s,
+            sample_index=index,
+            logprobs=parse_logprobs(logprobs) if logprobs else None,
+            _raw=result.raw,
+        )
 
     async def results(
         self, op: str, body: dict[str, Any], n: int, compute: Compute | None = None, *, looked_up: str | None = None
