@@ -17,7 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from cotbridge import __version__
-from cotbridge.analysis.report import build_report, render_csv, render_html, render_json, render_table
+from cotbridge.analysis.render import render_csv, render_html, render_json, render_table
+from cotbridge.analysis.report import build_report
 from cotbridge.cache import ResponseStore
 from cotbridge.client import Bridge, Model
 from cotbridge.cot.transfer import resolve_mode

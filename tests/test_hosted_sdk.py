@@ -266,7 +266,7 @@ price = {{ input = 2.0, output = 8.0 }}
     assert set(report.modes["o3"]) == {"context", "own"} and set(report.modes["smol"]) == {"prefill", "own"}
     from rich.console import Console
 
-    from cotbridge.analysis.report import render_html, render_table
+    from cotbridge.analysis.render import render_html, render_table
 
     console = Console(record=True, width=200)
     render_table(report, console)

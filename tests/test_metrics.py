@@ -1,4 +1,5 @@
-"""cotbridge.metrics: hand-computed cases for every metric, properties, and the paper's released data."""
+"""cotbridge.analysis.metrics (and the user-study ratings reader): hand-computed cases for every metric, properties,
+and the paper's released data."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cotbridge.analysis.human_ratings import load_ratings, parse_ratings_csv
 from cotbridge.analysis.metrics import (
     LIKERT_CRITERIA,
     AnswerRow,
@@ -34,7 +36,6 @@ from cotbridge.analysis.metrics import (
     mean_ratings,
     paired_bootstrap,
     paper_consistency,
-    parse_ratings_csv,
     pearson,
     rows_by_id,
     self_consistency,
@@ -789,7 +790,7 @@ needs_outputs = pytest.mark.skipif(
 
 @needs_user_study
 def test_real_user_study_ratings_parse_and_match_the_authors_means() -> None:
-    rows = parse_ratings_csv((USER_STUDY / "expanded_data_all_rows.csv").read_text(encoding="utf-8"))
+    rows = load_ratings(USER_STUDY / "expanded_data_all_rows.csv")
     assert len(rows) == 1199
     assert len({r.participant_id for r in rows}) == 15
     assert len({r.item for r in rows}) == 10

@@ -1,16 +1,18 @@
 """Agreement and accuracy metrics for cross-model CoT studies: pure functions, no I/O.
 
 Everything here takes data the caller already loaded and returns small frozen result records; nothing reads
-files, touches the network or prints. The definitions follow PAPER.md:
+files, touches the network or prints. "The paper" is Pal, Bau, Singh, "Do explanations generalize across large
+reasoning models?" (arXiv 2601.11517); its conditions are A empty (no CoT), B1 default (the evaluator's own greedy
+CoT), B2 sampled (its own sampled CoT), C transfer (another model's CoT) and D ensemble.
 
-- `paper_consistency`: the paper's pairwise consistency, reference-code quirks included (see "Consistency: the
-  paper's definition"). Use it only to reproduce the paper's numbers.
-- `strict_consistency`: the project's metric ("Metrics the project offers beyond the paper"): normalized answers,
-  one invalid-answer policy for every condition, coverage, and the consistent-correct / consistent-wrong /
-  inconsistent breakdown that the paper's metric mixes together ("What the reference code gets wrong", 1, 2).
+- `paper_consistency`: the paper's pairwise consistency, the quirks of its reference code included. Use it only to
+  reproduce the paper's numbers.
+- `strict_consistency`: the project's metric: normalized answers (numbers compared as numbers), one invalid-answer
+  policy for every condition, coverage, and the consistent-correct / consistent-wrong / inconsistent breakdown
+  that the paper's metric mixes together (it counts two correct answers as agreeing, whatever their values).
 - accuracy, the generator x evaluator transfer matrix, source-to-target agreement, self-consistency,
   transitions versus the empty condition, Fleiss' kappa, bootstrap confidence intervals over problems, and
-  correlations (Pearson, Spearman, Kendall tau-b; no scipy) with the user study's human ratings.
+  correlations (Pearson, Spearman, Kendall tau-b; no scipy) with the human ratings of the paper's user study.
 
 Data model: one evaluator's answers are a mapping problem id -> `AnswerRow`; a condition is a mapping evaluator
 name -> that mapping (`ConditionData`). Rows are always aligned by problem id, never by position.
@@ -22,8 +24,6 @@ counted against coverage) from every agreement metric. Only `paper_consistency` 
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -64,7 +64,6 @@ __all__ = [
     "mean_ratings",
     "paired_bootstrap",
     "paper_consistency",
-    "parse_ratings_csv",
     "pearson",
     "rows_by_id",
     "self_consistency",
@@ -75,8 +74,8 @@ __all__ = [
     "transitions",
 ]
 
-# The substrings that make the paper's metric skip a problem (PAPER.md, "Consistency: the paper's definition").
-# Deliberately exactly these four, case-sensitive, as the reference code matched them.
+# The substrings that make the paper's consistency skip a problem (an answer containing one is an error message).
+# Deliberately exactly these four, case-sensitive, as the paper's reference code matched them.
 PAPER_ERROR_MARKERS: tuple[str, ...] = ("not defined", "N/A", "does not match", "are not permitted")
 
 # The user study's three 1-5 Likert criteria. "best-overall" is a per-item rank stored as 6 - rank (values 2-5,
@@ -92,7 +91,7 @@ ConsistencyMetric = Literal["paper", "strict"]
 
 
 class _ScoreLike(Protocol):
-    # Read-only members, so frozen dataclasses such as `cotbridge.datasets.base.Score` match.
+    # Read-only members, so frozen dataclasses such as `cotbridge.records.Score` match.
     @property
     def parsed(self) -> str | None: ...
     @property
@@ -123,7 +122,7 @@ class AnswerRow:
 
     @classmethod
     def from_score(cls, problem_id: str, score: _ScoreLike | None) -> AnswerRow:
-        """Build a row from a `cotbridge.datasets.base.Score`-like object; None means the row crashed."""
+        """Build a row from a `cotbridge.records.Score`-like object; None means the row crashed."""
         if score is None:
             return cls(problem_id, None, None, None)
         return cls(problem_id, score.parsed, score.normalized, score.correct)
@@ -374,7 +373,7 @@ def _result_from_tables(t: _PairTables, metric: ConsistencyMetric) -> Consistenc
 
 
 def paper_consistency(condition_data: ConditionData) -> ConsistencyResult:
-    """The paper's consistency of one condition (PAPER.md, "Consistency: the paper's definition").
+    """The paper's consistency of one condition, as its reference code computes it.
 
     For every unordered evaluator pair (a, b) and every problem both answered (aligned by id): skip the problem
     when either answer contains an error marker (`PAPER_ERROR_MARKERS`); otherwise it is consistent when the two
@@ -389,7 +388,7 @@ def paper_consistency(condition_data: ConditionData) -> ConsistencyResult:
 
 
 def strict_consistency(condition_data: ConditionData) -> ConsistencyResult:
-    """The project's strict consistency (PAPER.md, "Metrics the project offers beyond the paper").
+    """The project's strict consistency: agreement on normalized values, one invalid-answer policy.
 
     Per unordered evaluator pair and problem both answered (aligned by id): a problem where either answer is
     invalid (crashed or unparseable) is excluded and counted against coverage, the same policy for every
@@ -435,7 +434,7 @@ def evaluator_accuracy(rows: Mapping[str, AnswerRow]) -> AccuracyResult:
 
 
 def accuracy(condition_data: ConditionData) -> dict[str, AccuracyResult]:
-    """Accuracy of every evaluator of a condition (PAPER.md's single invalid-answer policy: invalid = wrong)."""
+    """Accuracy of every evaluator of a condition (the project's invalid-answer policy: invalid = wrong)."""
     return {name: evaluator_accuracy(rows) for name, rows in condition_data.items()}
 
 
@@ -488,7 +487,7 @@ def _agreement(x: Mapping[str, AnswerRow], y: Mapping[str, AnswerRow]) -> Agreem
 def source_to_target_agreement(
     source_rows: Mapping[str, AnswerRow], target_rows: Mapping[str, AnswerRow]
 ) -> AgreementResult:
-    """Does the target give the source's own answer when given the source's CoT? (PAPER.md, beyond the paper.)
+    """Does the target give the source's own answer when given the source's CoT? (Not in the paper.)
 
     source_rows: the source model's own answers (from generating the CoT); target_rows: the target's answers
     with that CoT. Normalized values are compared on problems where both are valid; coverage says how many
@@ -531,7 +530,8 @@ def transfer_matrix(
     metric: Literal["accuracy", "source_agreement"] = "accuracy",
     source_answers: Mapping[str, Mapping[str, AnswerRow]] | None = None,
 ) -> TransferMatrix:
-    """The generator x evaluator transfer grid of condition C (PAPER.md, "Metrics ... beyond the paper").
+    """The generator x evaluator grid of the transfer condition (C); not in the paper, which reports one
+    consistency per generator.
 
     transfer_data: source -> target -> problem id -> the target's row given the source's CoT (S = T included).
     metric "accuracy": each cell is the target's accuracy (invalid = wrong). metric "source_agreement": each cell
@@ -598,7 +598,7 @@ def _pooled(results: Iterable[AgreementResult]) -> tuple[float, int]:
 def self_consistency(
     greedy_rows: Mapping[str, AnswerRow], sampled_rows_list: Sequence[Mapping[str, AnswerRow]]
 ) -> SelfConsistencyResult:
-    """Self-consistency: do sampled runs (condition B2) give the greedy answer (B1)? (PAPER.md, beyond the paper.)
+    """Self-consistency: do sampled runs (condition B2) give the greedy answer (B1)? (Not in the paper.)
 
     Normalized values are compared on problems where both answers are valid (strict policy). Agreement is pooled
     over comparisons, so a sample with more valid answers weighs more.
@@ -656,7 +656,7 @@ class TransitionResult:
 
 
 def transitions(empty_rows: Mapping[str, AnswerRow], condition_rows: Mapping[str, AnswerRow]) -> TransitionResult:
-    """Transitions of one evaluator from the empty condition to another (PAPER.md, beyond the paper).
+    """Transitions of one evaluator from the empty condition (A) to another (not in the paper).
 
     Aligned by problem id; each row's state is `AnswerRow.state` (invalid = crashed or unparseable).
     """
@@ -722,7 +722,7 @@ def fleiss_kappa_from_counts(counts: npt.ArrayLike) -> KappaResult:
 
 
 def fleiss_kappa(items: Sequence[Sequence[Hashable]]) -> KappaResult:
-    """Fleiss' kappa over items, each the list of categorical answers its raters gave (PAPER.md, beyond the paper).
+    """Fleiss' kappa over items, each the list of categorical answers its raters gave (not in the paper).
 
     Every item must have the same number (>= 2) of raters; the categories are whatever values appear. Rater
     identity does not matter to Fleiss' kappa, only each item's category counts. See `fleiss_kappa_from_counts`
@@ -842,10 +842,10 @@ def bootstrap_ci(
 ) -> BootstrapResult:
     """Percentile bootstrap CI of a statistic of per-problem values, resampling problems with replacement.
 
-    PAPER.md ("What the reference code gets wrong", 7) asks for confidence intervals over problems rather than a
-    std over non-independent model pairs. `per_problem_values` has one entry (or row) per problem. The statistic
-    is first called once on all resamples as statistic(samples, axis=1) (numpy reductions support this); if it
-    does not take `axis`, it is called on each resample. Deterministic for a given seed.
+    The paper reports a std over evaluator pairs, which are not independent (pairs share models); an interval over
+    problems says how much a number depends on the problems drawn. `per_problem_values` has one entry (or row) per
+    problem. The statistic is first called once on all resamples as statistic(samples, axis=1) (numpy reductions
+    support this); if it does not take `axis`, it is called on each resample. Deterministic for a given seed.
     """
     _check_bootstrap_args(n_resamples, confidence)
     values = np.asarray(per_problem_values, dtype=float)
@@ -1016,7 +1016,7 @@ def kendall_tau_b(x: npt.ArrayLike, y: npt.ArrayLike) -> CorrelationResult:
 
 @dataclass(frozen=True, slots=True)
 class RatingRow:
-    """One rating of the user study (`expanded_data_all_rows.csv`).
+    """One rating of the paper's user study (`cotbridge.analysis.human_ratings` reads them from its CSV).
 
     participant_id; item: the MedCalc row number the CoTs answered ("185"); model: the colour shown ("orange-
     model"); criterion: "Clarity of Steps", "Ease of Following", "Confidence" (1-5) or "best-overall" (stored
@@ -1030,52 +1030,6 @@ class RatingRow:
     criterion: str
     value: float
     model_label: str
-
-
-_RATING_COLUMNS = ("participant_id", "original_col", "model", "criterion", "value", "model_label")
-
-
-def _item_of(original_col: str) -> str:
-    # "orange-model-185 - Clarity of Steps: ..." and "best-overall-185 - <span ...>" both end their first part
-    # with "-<item>".
-    head = original_col.split(" - ", 1)[0].strip()
-    prefix, sep, item = head.rpartition("-")
-    if not sep or not prefix or not item:
-        raise ValueError(f"cannot read the item from column {original_col!r}")
-    return item
-
-
-def parse_ratings_csv(text: str) -> list[RatingRow]:
-    """Parse the user study's one-rating-a-row CSV (`user_study/expanded_data_all_rows.csv`) from its text.
-
-    Columns used: participant_id, original_col (the survey column, which names the item), model, criterion,
-    value, model_label. A row with an empty value (a skipped question) is left out; a non-numeric value or a
-    missing column raises ValueError.
-    """
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in _RATING_COLUMNS if c not in (reader.fieldnames or ())]
-    if missing:
-        raise ValueError(f"ratings CSV lacks columns {missing}")
-    rows: list[RatingRow] = []
-    for line, rec in enumerate(reader, start=2):
-        raw = (rec["value"] or "").strip()
-        if not raw:
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"line {line}: value {raw!r} is not a number") from None
-        rows.append(
-            RatingRow(
-                participant_id=rec["participant_id"].strip(),
-                item=_item_of(rec["original_col"]),
-                model=rec["model"].strip(),
-                criterion=rec["criterion"].strip(),
-                value=value,
-                model_label=rec["model_label"].strip(),
-            )
-        )
-    return rows
 
 
 def _criteria_set(criteria: str | Sequence[str] | None) -> set[str]:
@@ -1122,7 +1076,7 @@ def human_rating_correlation(
     label_to_condition: Mapping[str, str],
     criteria: str | Sequence[str] | None = None,
 ) -> HumanCorrelationResult:
-    """Correlate per-condition consistency with human preference ratings (PAPER.md, beyond the paper).
+    """Correlate per-condition consistency with the human preference ratings of the paper's user study.
 
     Ratings are averaged per model_label over `criteria` (default: the three Likert criteria); each label in
     `label_to_condition` is paired with `consistency_by_condition[label_to_condition[label]]`. Returns Pearson,

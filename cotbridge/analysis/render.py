@@ -1,0 +1,248 @@
+"""Renderers of a `Report`: rich tables for the terminal, JSON, CSV (one row per condition) and one HTML page."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from cotbridge.analysis.report import Report
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _heat(value: float | None) -> str:
+    """A red-to-green colour for a value in [0, 1]."""
+    if value is None or math.isnan(value):
+        return "#eeeeee"
+    v = max(0.0, min(1.0, value))
+    return f"rgb({int(230 - 130 * v)},{int(120 + 110 * v)},{int(120 + 20 * v)})"
+
+
+# -- terminal -------------------------------------------------------------------------------------------------------
+
+
+def render_table(report: Report, console: Console) -> None:
+    """Prints the report to a rich console: consistency per condition, transfer matrices, ensemble runs, trials per
+    injection mode, tokens and cost, and accuracy per evaluator."""
+    console.print(_consistency_table(report))
+    console.print(
+        "[dim]same✓ / same✗ / differ (strict metric): pairs giving the same correct value, the same wrong value, "
+        "or different values; cover: share of pair-problems compared[/dim]"
+    )
+    for variant, grid in report.matrix.items():
+        console.print(_matrix_table(variant, grid))
+    for name, ens in report.ensembles.items():
+        shares = ", ".join(f"{g} {share:.0%}" for g, share in ens["chosen_share"].items())
+        endings = ", ".join(f"{why}: {n}" for why, n in ens["ended"].items())
+        console.print(
+            f"ensemble [bold]{name}[/bold]: {ens['runs']} runs, steps median {ens['steps_median']:g} max "
+            f"{ens['steps_max']}; chosen sentences: {shares}; guard fallbacks {ens['guard_fallbacks']}; "
+            f"ended: {endings}"
+        )
+    if report.modes:
+        ran = "; ".join(
+            f"{model}: " + ", ".join(f"{mode} {n}" for mode, n in sorted(per.items()))
+            for model, per in sorted(report.modes.items())
+        )
+        console.print(f"trials per injection mode: {ran}")
+    if report.costs:
+        console.print(_cost_table(report))
+    console.print(_accuracy_table(report))
+    if report.failures:
+        console.print(f"[red]{len(report.failures)} failed trial(s)[/red], e.g. {report.failures[0]}")
+
+
+def _consistency_table(report: Report) -> Table:
+    table = Table(title=f"{report.study}: consistency ({report.metric} metric)", box=box.SIMPLE_HEAD)
+    table.add_column("condition", overflow="fold", min_width=14)
+    table.add_column("CoT", no_wrap=True, min_width=7)
+    for column in ("mean±std", "95% CI", "pairs", "cover", "same✓", "same✗", "differ"):
+        table.add_column(column, justify="right", overflow="fold")
+    for c in report.conditions:
+        table.add_row(
+            c.name,
+            "full" if c.variant == "full" else "no ans.",
+            f"{_fmt(c.mean)}±{_fmt(c.std)}",
+            f"{_fmt(c.ci_low)}-{_fmt(c.ci_high)}",
+            str(c.pairs),
+            _fmt(c.coverage),
+            _fmt(c.consistent_correct),
+            _fmt(c.consistent_wrong),
+            _fmt(c.inconsistent),
+        )
+    return table
+
+
+def _matrix_table(variant: str, grid: dict[str, Any]) -> Table:
+    heat = Table(title=f"transfer matrix ({variant}): accuracy of evaluator (column) given source's CoT (row)")
+    heat.add_column("source \\ evaluator")
+    for target in grid["targets"]:
+        heat.add_column(target, justify="right")
+    for source, row in zip(grid["sources"], grid["values"], strict=True):
+        cells = [f"[on {_heat(v)}] {_fmt(v)} [/]" if v is not None else "-" for v in row]
+        heat.add_row(source, *cells)
+    return heat
+
+
+def _cost_table(report: Report) -> Table:
+    costs = Table(title="tokens and cost (per condition for priced models)", box=box.SIMPLE_HEAD)
+    for column in ("model", "condition", "prompt tokens", "completion tokens", "of which reasoning", "USD"):
+        costs.add_column(column, justify="left" if column in ("model", "condition") else "right")
+    for model, spent in report.costs.items():
+        # Per-condition rows for priced models only: for the others, tokens per condition are in JSON/HTML.
+        for label, row in spent["rows"].items() if spent["usd"] is not None else ():
+            costs.add_row(
+                model,
+                label,
+                f"{row['prompt_tokens']:,}",
+                f"{row['completion_tokens']:,}",
+                f"{row['reasoning_tokens']:,}",
+                _usd(row["usd"]),
+            )
+        costs.add_row(
+            f"[bold]{model}[/bold]",
+            "[bold]total[/bold]",
+            f"{spent['prompt_tokens']:,}",
+            f"{spent['completion_tokens']:,}",
+            f"{spent['reasoning_tokens']:,}",
+            f"[bold]{_usd(spent['usd'])}[/bold]",
+            end_section=True,
+        )
+    return costs
+
+
+def _accuracy_table(report: Report) -> Table:
+    accuracy = Table(title="accuracy per evaluator")
+    evaluators = sorted({e for per in report.accuracy.values() for e in per})
+    accuracy.add_column("condition/variant")
+    for evaluator in evaluators:
+        accuracy.add_column(evaluator, justify="right")
+    for label, per in report.accuracy.items():
+        accuracy.add_row(label, *[_fmt(per.get(e)) for e in evaluators])
+    return accuracy
+
+
+# -- files ------------------------------------------------------------------------------------------------------------
+
+
+def render_json(report: Report) -> str:
+    """The whole report as indented JSON (nan as null)."""
+    return json.dumps(report.as_json(), indent=2)
+
+
+def render_csv(report: Report) -> str:
+    """One CSV row per condition and variant with every `ConditionSummary` field ("" when there is none)."""
+    out = io.StringIO()
+    rows = [c.as_json() for c in report.conditions]
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
+
+
+_STYLE = (
+    "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+    "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}"
+    "td.l,th.l{text-align:left}caption{font-weight:bold;text-align:left;padding:4px 0}</style></head><body>"
+)
+
+
+def render_html(report: Report) -> str:
+    """One self-contained page (inline CSS, no scripts, nothing fetched): viewable offline."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(report.study)}: cotbridge report</title>",
+        _STYLE,
+        f"<h1>{e(report.study)}</h1><p>Consistency metric: <b>{e(report.metric)}</b>. Breakdown columns use the "
+        "strict metric.</p>",
+    ]
+    parts += _html_consistency(report)
+    for variant, grid in report.matrix.items():
+        parts += _html_matrix(variant, grid)
+    parts += _html_accuracy(report)
+    if report.costs:
+        parts += _html_costs(report)
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _html_consistency(report: Report) -> list[str]:
+    parts = [
+        "<table><caption>Consistency per condition</caption><tr><th class=l>condition</th><th class=l>variant</th>"
+        "<th>mean</th><th>std</th><th>95% CI</th><th>pairs</th><th>coverage</th><th>cons.+correct</th>"
+        "<th>cons.+wrong</th><th>inconsistent</th></tr>"
+    ]
+    for c in report.conditions:
+        parts.append(
+            f"<tr><td class=l>{html.escape(c.name)}</td><td class=l>{html.escape(c.variant)}</td>"
+            f"<td style='background:{_heat(c.mean)}'>{_fmt(c.mean)}</td><td>{_fmt(c.std)}</td>"
+            f"<td>{_fmt(c.ci_low)}&ndash;{_fmt(c.ci_high)}</td><td>{c.pairs}</td><td>{_fmt(c.coverage)}</td>"
+            f"<td>{_fmt(c.consistent_correct)}</td><td>{_fmt(c.consistent_wrong)}</td>"
+            f"<td>{_fmt(c.inconsistent)}</td></tr>"
+        )
+    parts.append("</table>")
+    return parts
+
+
+def _html_matrix(variant: str, grid: dict[str, Any]) -> list[str]:
+    e = html.escape
+    parts = [
+        f"<table><caption>Transfer matrix ({e(variant)}): accuracy, source (row) x evaluator "
+        "(column)</caption><tr><th class=l>source</th>"
+    ]
+    parts.extend(f"<th>{e(t)}</th>" for t in grid["targets"])
+    parts.append("</tr>")
+    for source, row in zip(grid["sources"], grid["values"], strict=True):
+        parts.append(f"<tr><td class=l>{e(source)}</td>")
+        parts.extend(f"<td style='background:{_heat(v)}'>{_fmt(v)}</td>" for v in row)
+        parts.append("</tr>")
+    parts.append("</table>")
+    return parts
+
+
+def _html_accuracy(report: Report) -> list[str]:
+    e = html.escape
+    evaluators = sorted({ev for per in report.accuracy.values() for ev in per})
+    parts = ["<table><caption>Accuracy per evaluator</caption><tr><th class=l>condition/variant</th>"]
+    parts.extend(f"<th>{e(ev)}</th>" for ev in evaluators)
+    parts.append("</tr>")
+    for label, per in report.accuracy.items():
+        parts.append(f"<tr><td class=l>{e(label)}</td>")
+        parts.extend(f"<td style='background:{_heat(per.get(ev))}'>{_fmt(per.get(ev))}</td>" for ev in evaluators)
+        parts.append("</tr>")
+    parts.append("</table>")
+    return parts
+
+
+def _html_costs(report: Report) -> list[str]:
+    e = html.escape
+    parts = [
+        "<table><caption>Tokens and cost per model and condition</caption><tr><th class=l>model</th>"
+        "<th class=l>condition</th><th>prompt tokens</th><th>completion tokens</th><th>of which reasoning</th>"
+        "<th>USD</th></tr>"
+    ]
+    for model, spent in report.costs.items():
+        for label, row in [*spent["rows"].items(), ("total", spent)]:
+            parts.append(
+                f"<tr><td class=l>{e(model)}</td><td class=l>{e(label)}</td><td>{row['prompt_tokens']:,}</td>"
+                f"<td>{row['completion_tokens']:,}</td><td>{row['reasoning_tokens']:,}</td>"
+                f"<td>{_usd(row['usd'])}</td></tr>"
+            )
+    parts.append("</table>")
+    return parts

@@ -1,0 +1,195 @@
+"""Report data (condition keys, summaries, ensemble runs, costs) and its renderers, on a small hand-made results DB."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from cotbridge.analysis.render import render_csv, render_html, render_json, render_table
+from cotbridge.analysis.report import ConditionKey, build_report
+from cotbridge.cot.ensemble import Candidate, EnsembleEnd, EnsembleTrace, Proposer, Step, StepChoice
+from cotbridge.errors import ConfigError
+from cotbridge.records import Condition
+from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
+
+ANALYSIS = Path(__file__).resolve().parent.parent / "cotbridge" / "analysis"
+
+
+def trial(condition: str, evaluator: str, source: str = "", index: int = 0, **kw: Any) -> TrialRow:
+    values: dict[str, Any] = {
+        "study": "s",
+        "condition": condition,
+        "variant": "full",
+        "evaluator": evaluator,
+        "source": source,
+        "sample_index": index,
+        "problem_id": "p1",
+        "mode": "prefill",
+        "text": "t",
+        "answer": "1",
+        "normalized": "1",
+        "correct": True,
+    }
+    values.update(kw)
+    return TrialRow(**values)
+
+
+def test_condition_key_labels_and_order() -> None:
+    keys = {
+        "empty": ConditionKey.of(trial("empty", "a")),
+        "default": ConditionKey.of(trial("default", "a", "a")),
+        "sampled": ConditionKey.of(trial("sampled", "a", "a", 0)),
+        "sampled#2": ConditionKey.of(trial("sampled", "a", "a", 2)),
+        "sampled#10": ConditionKey.of(trial("sampled", "a", "a", 10)),
+        "transfer:b": ConditionKey.of(trial("transfer", "a", "b")),
+        "ensemble:mix": ConditionKey.of(trial("ensemble", "a", "mix")),
+    }
+    assert {label: key.label for label, key in keys.items()} == {label: label for label in keys}
+    # The evaluator's own name as a default trial's source does not split the condition per evaluator.
+    assert ConditionKey.of(trial("default", "b", "b")) == keys["default"]
+    assert keys["transfer:b"] == ConditionKey(Condition.TRANSFER, "b")
+    ordered = sorted(keys.values(), key=lambda k: k.sort_key)
+    assert [k.label for k in ordered] == list(keys)  # the paper's order; samples by number, not by text
+    with pytest.raises(ConfigError, match="'odd' is not one of"):
+        ConditionKey.of(trial("odd", "a"))
+
+
+def _trace(steps: int, ended: EnsembleEnd, fallback_at: int | None) -> str:
+    run = EnsembleTrace(ended=ended, closed_by=["g1"] if ended.complete else [])
+    for k in range(steps):
+        candidates = [Candidate("x.", [Proposer("g1", 0), Proposer("g2", 1)]), Candidate("y.", [Proposer("g2", 0)])]
+        note = StepChoice.FALLBACK if k == fallback_at else StepChoice.BEST
+        run.steps.append(Step(k, candidates, k % 2, note, 0.1, 2, 0))
+    return json.dumps(run.as_dict())
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Iterator[ResultsDB]:
+    db = ResultsDB(tmp_path / "r.db")
+    db.save_study("s", {"models": {"a": {"price": {"input": 1.0, "output": 2.0}}, "b": {}}})
+    rows = []
+    for pid, (x, y) in {"p1": ("1", "1"), "p2": ("1", "2"), "p3": ("2", "2"), "p4": ("3", None)}.items():
+        for evaluator, answer in (("a", x), ("b", y)):
+            normalized = None if answer == "3" else answer
+            correct = None if answer is None else answer == "1"
+            common: dict[str, Any] = {"problem_id": pid, "answer": answer, "normalized": normalized, "correct": correct}
+            rows += [
+                trial("empty", evaluator, mode="own", prompt_tokens=10, completion_tokens=5, **common),
+                trial("sampled", evaluator, evaluator, 10, **common),
+                trial("sampled", evaluator, evaluator, 2, **common),
+                trial("transfer", evaluator, "b", mode="context", **common),
+                trial("transfer", evaluator, "a", variant="without_answer", **common),
+                trial("ensemble", evaluator, "mix", **common),
+            ]
+    db.put_trials(rows)
+    traces = [(3, EnsembleEnd.CHOSEN_CLOSED, None), (5, EnsembleEnd.MAX_STEPS, 0), (2, EnsembleEnd.MAX_STEPS, 1)]
+    db.put_explanations(
+        [
+            ExplanationRow(
+                study="s",
+                problem_id=f"p{i}",
+                source="mix",
+                kind="ensemble",
+                sample_index=0,
+                variant="full",
+                cot="x.",
+                final_text="1",
+                answer="1",
+                normalized="1",
+                correct=True,
+                truncated=False,
+                trace=_trace(*spec),
+                prompt_tokens=7,
+                completion_tokens=3,
+            )
+            for i, spec in enumerate(traces, 1)
+        ]
+    )
+    yield db
+    db.close()
+
+
+def test_build_report(results: ResultsDB) -> None:
+    report = build_report(results, None, "strict")
+    names = [(c.name, c.variant) for c in report.conditions]
+    assert names == [
+        ("empty", "full"),
+        ("sampled#2", "full"),
+        ("sampled#10", "full"),
+        ("transfer:a", "without_answer"),
+        ("transfer:b", "full"),
+        ("ensemble:mix", "full"),
+    ]
+    empty = report.conditions[0]
+    # p1 agree on "1" (correct), p2 differ, p3 agree on "2" (wrong), p4 invalid (left out of 4 shared problems).
+    assert (empty.mean, empty.pairs, empty.coverage, empty.problems) == (pytest.approx(2 / 3), 1, 0.75, 4)
+    assert (empty.consistent_correct, empty.consistent_wrong) == (pytest.approx(1 / 3), pytest.approx(1 / 3))
+    assert report.accuracy["empty/full"] == {"a": 0.5, "b": 0.25}
+    assert list(report.accuracy)[1] == "sampled#2/full"
+    assert report.matrix["full"] == {
+        "metric": "accuracy",
+        "sources": ["b"],
+        "targets": ["a", "b"],
+        "values": [[0.5, 0.25]],
+    }
+    assert report.matrix["without_answer"]["sources"] == ["a"]
+    mix = report.ensembles["mix"]
+    # Chosen: candidate 0 (g1 and g2) on even steps, candidate 1 (g2) on odd ones: 6 even and 4 odd steps.
+    assert mix["chosen_share"] == {"g1": pytest.approx(6 / 16), "g2": pytest.approx(10 / 16)}
+    assert (mix["runs"], mix["steps_median"], mix["steps_max"], mix["guard_fallbacks"]) == (3, 3.0, 5, 2)
+    assert mix["ended"] == {"max steps": 2, "the chosen sentence closed the reasoning": 1}
+    assert report.modes == {"a": {"context": 4, "own": 4, "prefill": 16}, "b": {"context": 4, "own": 4, "prefill": 16}}
+    spent = report.costs["a"]
+    assert spent["rows"]["empty/full"] == {
+        "prompt_tokens": 40,
+        "completion_tokens": 20,
+        "reasoning_tokens": 0,
+        "usd": pytest.approx(80 / 1e6),
+    }
+    assert report.costs["b"]["usd"] is None
+    assert report.costs["mix"]["rows"]["CoTs (ensemble, full)"]["prompt_tokens"] == 21
+    assert report.failures == []
+    with pytest.raises(ConfigError, match="no study 'x'"):
+        build_report(results, "x")
+
+
+def test_renderers(results: ResultsDB) -> None:
+    report = build_report(results, "s", "paper")
+    console = Console(record=True, width=200)
+    render_table(report, console)
+    text = console.export_text()
+    assert "s: consistency (paper metric)" in text and "sampled#10" in text and "transfer matrix (full)" in text
+    assert "ensemble mix: 3 runs, steps median 3 max 5; chosen sentences: g1 38%, g2 62%; guard fallbacks 2" in text
+    assert "trials per injection mode: a: context 4, own 4, prefill 16" in text
+    data = json.loads(render_json(report))
+    assert data["failures"] == []
+    assert [c["name"] for c in data["conditions"]][:3] == ["empty", "sampled#2", "sampled#10"]
+    assert data == json.loads(json.dumps(report.as_json()))
+    table = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert [(r["name"], r["variant"]) for r in table] == [(c.name, c.variant) for c in report.conditions]
+    page = render_html(report)
+    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
+    assert "<td class=l>transfer:b</td>" in page and "Tokens and cost per model and condition" in page
+
+
+def test_report_data_needs_no_renderer_and_metrics_do_no_io() -> None:
+    modules = "{'rich', 'html', 'cotbridge.analysis.render'}"
+    code = f"import sys, cotbridge.analysis.report; print(sorted({modules} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    tree = ast.parse((ANALYSIS / "metrics.py").read_text(encoding="utf-8"))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "collections", "dataclasses", "itertools", "math", "numpy", "typing"}
+    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert not calls & {"open", "print", "input"}
