@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -20,11 +19,14 @@ from cotbridge import __version__
 from cotbridge.analysis.render import render_csv, render_html, render_json, render_table
 from cotbridge.analysis.report import build_report
 from cotbridge.cache import ResponseStore
-from cotbridge.client import Bridge, Model
+from cotbridge.client import Bridge
+from cotbridge.client.probe import probe
+from cotbridge.cot import explain
 from cotbridge.cot.transfer import resolve_mode
-from cotbridge.errors import CotbridgeError, ProviderError, UnsupportedOperation
+from cotbridge.errors import CotbridgeError
+from cotbridge.formats import ThinkingFormat
 from cotbridge.options import RetryPolicy
-from cotbridge.records import Message, Problem
+from cotbridge.records import Message, Problem, Score
 from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
 from cotbridge.study.importers import import_genex
 from cotbridge.study.results import ResultsDB
@@ -32,40 +34,29 @@ from cotbridge.study.runner import Progress as StudyProgress
 
 DEFAULT_MODEL = "local/smollm2-135m"
 DEFAULT_CACHE = "cotbridge-cache.db"
-THINK_SYSTEM = (
-    "You are a careful assistant. Think step by step inside <think> </think> tags, "
-    "then give the final answer after the closing tag."
-)
-
 console = Console()
 errors = Console(stderr=True)
 
 
-async def _think_then_answer(model: Model, question: str, max_tokens: int) -> tuple[str, str]:
-    """Opens the model's reasoning channel, lets it think, closes the channel if it did not, and asks for the
-    answer: (reasoning, answer). Works on plain instruct models too: the `<think>` tag is given to them."""
-    messages: list[Message] = [
-        {"role": "system", "content": THINK_SYSTEM},
-        {"role": "user", "content": question},
-    ]
-    thought = await model.chat(
-        [*messages, {"role": "assistant", "content": "<think>\n"}], max_tokens=max_tokens, stop=["</think>"]
-    )
-    reasoning = (thought.reasoning or thought.text).strip()
-    answer = await model.chat(
-        [*messages, {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n"}],
-        max_tokens=max_tokens,
-    )
-    return reasoning, answer.text.strip()
+def _question(question: str, fmt: ThinkingFormat) -> Problem:
+    """A question as a problem without a gold answer; a model with a reasoning channel is told where to think."""
+    messages: list[Message] = [{"role": "user", "content": question}]
+    if fmt.can_prefill:
+        where = f"Think step by step inside {fmt.open.strip()} {fmt.stop} tags, then give the final answer after them."
+        messages.insert(0, {"role": "system", "content": f"You are a careful assistant. {where}"})
+    return Problem(id="ask", dataset="ask", prompt=messages, gold=None, checker=lambda text: Score(None, None, None))
 
 
 async def _ask(args: argparse.Namespace) -> int:
     async with Bridge(cache=None if args.no_cache else args.cache) as bridge:
-        model = bridge.model(args.model, base_url=args.base_url)
+        model = bridge.model(args.model, base_url=args.base_url, thinking_format=args.thinking_format)
+        if args.thinking_format is None and model.thinking_format.name == "none":
+            # A plain instruct model is given the think-tags channel, so that it reasons before it answers.
+            model = bridge.model(args.model, base_url=args.base_url, thinking_format="think-tags")
         with console.status(f"asking {args.model} ..."):
-            reasoning, answer = await _think_then_answer(model, args.question, args.max_tokens)
-        console.print(Panel(reasoning or "(none)", title="reasoning", border_style="dim"))
-        console.print(Panel(answer or "(empty)", title=f"answer from {args.model}", border_style="green"))
+            told = await explain(model, _question(args.question, model.thinking_format), max_tokens=args.max_tokens)
+        console.print(Panel(told.cot or "(none)", title="reasoning", border_style="dim"))
+        console.print(Panel(told.final_text or "(empty)", title=f"answer from {args.model}", border_style="green"))
         stats = bridge.stats
         console.print(
             f"[dim]{stats.requests} request(s), {stats.cache_hits} cache hit(s)"
@@ -75,46 +66,12 @@ async def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[str, Any]:
-    """Probes what a model's server actually does: health, served models, chat, completions, logprobs, scoring."""
+async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[str, str]:
+    """What the model's server does (the client's probe) and how a study would treat it (its thinking format and
+    the injection mode it takes a foreign CoT in)."""
     model = bridge.model(name, base_url=base_url)
-    caps = model.capabilities
-    row: dict[str, Any] = {
-        "model": name,
-        "provider": model.provider.name,
-        "thinking format": model.thinking_format.name,
-        "CoT visible": caps.reasoning_visibility,
-        "injection": resolve_mode(model, None),
-    }
-    try:
-        await model.start()
-        health = await model.provider.health()
-        row["health"] = "ok"
-        row["served"] = ", ".join(str(s) for s in health.get("served_models", [])) or "?"
-    except ProviderError as exc:
-        row["health"] = f"down: {exc.detail[:60]}"
-        return row
-    probe = [{"role": "user", "content": "Say OK."}]
-    try:
-        chat = await model.chat(probe, max_tokens=4, logprobs=1 if caps.logprobs else None)
-        row["chat"] = "yes"
-        row["logprobs"] = "yes" if chat.logprobs else "no"
-        row["reasoning field"] = "yes" if caps.reasoning_field else "inline <think> only"
-    except ProviderError as exc:
-        row["chat"] = f"no ({exc.status})"
-    try:
-        await model.complete("Hello", max_tokens=2)
-        row["completions"] = "yes"
-    except ProviderError as exc:
-        row["completions"] = f"no ({exc.status})"
-    except UnsupportedOperation:
-        row["completions"] = "no (none in this API)"
-    try:
-        scored = await model.score("The sky is", " blue.")
-        row["prompt scoring"] = f"yes ({scored.method})"
-    except (UnsupportedOperation, ProviderError) as exc:
-        row["prompt scoring"] = f"no: {str(exc)[:60]}"
-    return row
+    facts = {"model": name, "thinking format": model.thinking_format.name, "injection": resolve_mode(model, None)}
+    return {**facts, **await probe(model)}
 
 
 async def _models_check(args: argparse.Namespace) -> int:
@@ -320,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--base-url", default=None)
     ask.add_argument("--cache", default=DEFAULT_CACHE, help=f"SQLite cache file (default {DEFAULT_CACHE})")
     ask.add_argument("--no-cache", action="store_true")
-    ask.add_argument("--max-tokens", type=int, default=256)
+    ask.add_argument("--max-tokens", type=int, default=256, help="token budget of the reasoning and of the answer")
+    ask.add_argument("--thinking-format", default=None, help="override the model family's (e.g. think-tags)")
     ask.set_defaults(run=lambda a: asyncio.run(_ask(a)))
 
     models = sub.add_parser("models", help="inspect models").add_subparsers(dest="models_command", required=True)
