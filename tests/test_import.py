@@ -1,4 +1,5 @@
-"""The paper's released outputs imported, re-scored and reported; paper vs strict differ only where PAPER.md says."""
+"""The paper's released outputs imported, re-scored and reported; the paper's metric and the strict one differ only
+where the paper's own comparison is flawed (Pal, Bau, Singh, arXiv 2601.11517)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ from pathlib import Path
 import pytest
 
 from cotbridge.analysis.metrics import has_paper_error_marker, paper_consistency, strict_consistency
-from cotbridge.analysis.report import build_report, gather
+from cotbridge.analysis.report import ConditionKey, build_report, gather
+from cotbridge.records import Condition
 from cotbridge.study.results import ResultsDB
+from tests.conftest import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-GENEX = DATA / "genex-medcalc"
+GENEX = SHARED_DATA / "genex-medcalc"
 
 
 @pytest.fixture(scope="module")
 def genex_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not GENEX.is_dir():
-        pytest.skip(f"released outputs not found at {GENEX} (they live in ../shared/data beside the repository)")
+        pytest.skip(f"the paper's released outputs are not at {GENEX}")
     db = tmp_path_factory.mktemp("genex") / "genex.db"
     result = subprocess.run(
         [sys.executable, "-m", "cotbridge.cli", "import", "genex", str(GENEX), "--db", str(db)],
@@ -100,7 +102,7 @@ def test_paper_metric_matches_a_by_position_reading_of_the_definition(genex_db: 
     results = ResultsDB(genex_db)
     data = gather(list(results.trials("genex")))
     results.close()
-    condition = data[("transfer:Qwen_QwQ-32B", "without_answer")]
+    condition = data[(ConditionKey(Condition.TRANSFER, "Qwen_QwQ-32B"), "without_answer")]
     values = []
     for a, b in itertools.combinations(sorted(condition), 2):
         consistent = total = 0

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from cotbridge import ConfigError
-from cotbridge.analysis.report import build_report, render_html
+from cotbridge.analysis.render import render_html
+from cotbridge.analysis.report import build_report
 from cotbridge.study import load_study, parse_study, run_study
 from cotbridge.study.results import ResultsDB
 from tests.fault_server import FaultServer
@@ -133,9 +134,62 @@ async def test_mixed_study_runs_resumes_and_keeps_failures(
     summary = await run_study(parse_study(broken), db)
     assert summary.failures and all("generic" in f for f in summary.failures)
     results = ResultsDB(db)
-    smol_trials = [t for t in results.trials("t2") if t.evaluator == "smol" and t.error is None]
+    smol_trials = [t for t in results.trials("t2") if t.evaluator == "smol"]
     assert smol_trials, "the working model's trials must be done"
+    assert not [t for t in results.trials("t2") if t.evaluator == "generic"], "failures leave no row, to be retried"
     results.close()
+
+
+TWINS = """
+[study]
+name = "twins"
+dataset = "builtin:arithmetic"
+sample = 2
+conditions = ["default", "sampled", "transfer"]
+samples = 2
+answer_removal = "both"
+filter_model = "rule"
+
+[study.decoding]
+cot_max_tokens = 24
+answer_max_tokens = 8
+answer_prefix = "Answer:"
+
+[models.one]
+model = "llamacpp/smollm2-135m"
+base_url = "{llama}"
+thinking_format = "think-tags"
+
+[models.two]
+model = "llamacpp/smollm2-135m"
+base_url = "{llama}"
+thinking_format = "think-tags"
+"""
+
+
+async def test_two_entries_of_one_model_on_one_server_stay_apart(llama_server: str, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    summary = await run_study(parse_study(TWINS.format(llama=llama_server)), db)
+    assert not summary.failures
+    # per entry and problem: 1 greedy + 2 sampled CoTs; per variant, evaluator and problem: default 1 + sampled 2 +
+    # transfer from both entries 2
+    assert summary.explanations == 2 * 2 * 3 and summary.trials == 2 * 2 * 2 * 5
+    results = ResultsDB(db)
+    trials = list(results.trials("twins"))
+    cots = list(results.explanations("twins"))
+    results.close()
+    names = {"one", "two"}
+    for variant in ("full", "without_answer"):
+        of_variant = [t for t in trials if t.variant == variant]
+        assert {(t.evaluator, t.source) for t in of_variant if t.condition == "transfer"} == {
+            (e, s) for e in names for s in names
+        }
+        assert {(t.evaluator, t.source) for t in of_variant if t.condition in ("default", "sampled")} == {
+            (e, e) for e in names
+        }
+        assert {(c.source, c.kind) for c in cots if c.variant == variant} == {
+            (s, k) for s in names for k in ("greedy", "sampled")
+        }
 
 
 def test_report_formats(study_db: Path) -> None:

@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cotbridge.datasets.answers import score_medcalc
 from cotbridge.datasets.medcalc import load_medcalc
 from cotbridge.errors import ConfigError
-from cotbridge.records import Score
+from cotbridge.records import Condition, Score, Variant
+from cotbridge.study.explanations import CotKind
 from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
 
 _TRANSFER = re.compile(r"^(?P<source>.+)_thoughts_to_(?P<target>.+)_zero_shot_without_answer\.jsonl$")
@@ -36,28 +37,28 @@ class GenexFile:
     """What one released file holds."""
 
     path: Path
-    condition: str
-    variant: str
-    evaluator: str
-    source: str
+    condition: Condition
+    variant: Variant
+    evaluator: str  # the model that answered
+    source: str  # the model whose CoT it was given, the ensemble's name for ensemble, "" for empty
 
 
 def classify(path: Path) -> GenexFile | None:
     """The condition of a released file from its name, or None for a file that is not an output file."""
     name = path.name
     if match := _TRANSFER.match(name):
-        return GenexFile(path, "transfer", "without_answer", match["target"], match["source"])
+        return GenexFile(path, Condition.TRANSFER, Variant.WITHOUT_ANSWER, match["target"], match["source"])
     if match := _OWN.match(name):
         model, kind = match["model"], match["kind"]
         if kind == "empty":
-            return GenexFile(path, "empty", "full", model, "")
+            return GenexFile(path, Condition.EMPTY, Variant.FULL, model, "")
         if kind in ("original", "original_low"):
-            return GenexFile(path, "default", "full", model, model)
+            return GenexFile(path, Condition.DEFAULT, Variant.FULL, model, model)
         if kind == "with_sampling":
-            return GenexFile(path, "sampled", "full", model, model)
+            return GenexFile(path, Condition.SAMPLED, Variant.FULL, model, model)
         if kind == "with_sampling_without_answer":
-            return GenexFile(path, "sampled", "without_answer", model, model)
-        return GenexFile(path, "ensemble", "without_answer", model, match["ensemble"])
+            return GenexFile(path, Condition.SAMPLED, Variant.WITHOUT_ANSWER, model, model)
+        return GenexFile(path, Condition.ENSEMBLE, Variant.WITHOUT_ANSWER, model, match["ensemble"])
     return None
 
 
@@ -79,11 +80,138 @@ def _answer_text(value: Any) -> str | None:
 
 @dataclass(slots=True)
 class ImportSummary:
+    """What an import stored: files read, trials, source explanations, transfer rows whose target crashed (kept as
+    missing answers), and the models taken as evaluators."""
+
     files: int = 0
     trials: int = 0
     explanations: int = 0
     crashed: int = 0
     evaluators: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    """One released answer to one problem, re-scored; `text` is the explanation that came with it."""
+
+    problem_id: str
+    text: str | None
+    answer: str | None
+    score: Score
+
+    def trial(self, study: str, item: GenexFile, condition: Condition) -> TrialRow:
+        return TrialRow(
+            study=study,
+            condition=condition,
+            variant=item.variant,
+            evaluator=item.evaluator,
+            source=item.source,
+            sample_index=0,
+            problem_id=self.problem_id,
+            mode="imported",
+            text=self.text,
+            answer=self.answer,
+            normalized=self.score.normalized,
+            correct=self.score.correct,
+        )
+
+    def explanation(self, study: str, source: str, kind: str, variant: Variant, cot: str | None) -> ExplanationRow:
+        return ExplanationRow(
+            study=study,
+            problem_id=self.problem_id,
+            source=source,
+            kind=kind,
+            sample_index=0,
+            variant=variant,
+            cot=cot,
+            final_text=self.text,
+            answer=self.answer,
+            normalized=self.score.normalized,
+            correct=self.score.correct,
+            truncated=False,
+        )
+
+
+class _Rescorer:
+    """Scores released answers with the MedCalc rules against their problems of the v1.0 test set."""
+
+    def __init__(self, medcalc_csv: str | Path) -> None:
+        self.csv = medcalc_csv
+        self.problems = {p.id: p for p in load_medcalc(medcalc_csv)}
+
+    def __call__(self, path: Path, problem_id: str, answer: str | None, text: str | None) -> _Answered:
+        problem = self.problems.get(problem_id)
+        if problem is None:
+            raise ConfigError(
+                f"{path.name}, Row Number {problem_id}: not in {self.csv}; is it the MedCalc-Bench v1.0 test set?"
+            )
+        meta = problem.meta
+        score = score_medcalc(
+            answer,
+            calculator_id=meta["calculator_id"],
+            gold=str(problem.gold),
+            lower=meta["lower_limit"],
+            upper=meta["upper_limit"],
+        )
+        return _Answered(problem_id, text, answer, score)
+
+
+@dataclass(slots=True)
+class _FileRows:
+    """The rows of one released file."""
+
+    trials: list[TrialRow] = field(default_factory=list)
+    explanations: list[ExplanationRow] = field(default_factory=list)
+    crashed: int = 0
+
+
+def _transfer_rows(study: str, item: GenexFile, rescore: _Rescorer) -> _FileRows:
+    """A transfer file: the target's answer given the source's filtered CoT (a trial), and the source's own CoT and
+    answer, which ride along in every row (an explanation: its answer matters for source-to-target agreement)."""
+    rows = _FileRows()
+    for row in _rows(item.path):
+        problem_id = str(row.get("Row Number"))
+        own = _answer_text(row.get("LLM Answer"))
+        source = rescore(item.path, problem_id, own, own)
+        rows.explanations.append(
+            source.explanation(study, item.source, CotKind.GREEDY, Variant.WITHOUT_ANSWER, row.get("LLM Raw Thinking"))
+        )
+        # A target that crashed in the reference run left no answer: kept, as a missing answer.
+        crashed = "Target Answer" not in row
+        rows.crashed += crashed
+        answer = None if crashed else _answer_text(row.get("Target Answer"))
+        text = None if crashed else _answer_text(row.get("Target Explanation"))
+        target = rescore(item.path, problem_id, answer, text)
+        rows.trials.append(target.trial(study, item, item.condition))
+        if item.source == item.evaluator:
+            # Default without answer: the model's own filtered CoT given back to it.
+            rows.trials.append(target.trial(study, item, Condition.DEFAULT))
+    return rows
+
+
+def _own_rows(study: str, item: GenexFile, rescore: _Rescorer, *, evaluator: bool) -> _FileRows:
+    """A file of a model's own answers: trials for an evaluator, explanations (source answers) for the others."""
+    rows = _FileRows()
+    for row in _rows(item.path):
+        problem_id = str(row.get("Row Number"))
+        answer = _answer_text(row.get("LLM Answer"))
+        given = rescore(item.path, problem_id, answer, _answer_text(row.get("LLM Explanation")))
+        if evaluator:
+            rows.trials.append(given.trial(study, item, item.condition))
+        else:
+            cot = _answer_text(row.get("LLM Thinking"))
+            rows.explanations.append(given.explanation(study, item.evaluator, item.condition, item.variant, cot))
+    return rows
+
+
+def _released_files(folder: str | Path) -> tuple[Path, list[GenexFile]]:
+    """The folder holding the output files, and every output file in it."""
+    root = Path(folder)
+    outputs = root / "outputs" if (root / "outputs").is_dir() else root
+    files = [f for f in (classify(p) for p in sorted(outputs.glob("*.jsonl"))) if f is not None]
+    if not files:
+        raise ConfigError(f"{outputs}: no released output files (*_zero_shot_*.jsonl) found; pass the genex folder")
+    return outputs, files
 
 
 def import_genex(
@@ -95,108 +223,22 @@ def import_genex(
 ) -> ImportSummary:
     """Loads the released outputs under `folder` (its `outputs/` subfolder or the folder itself) into `results`,
     re-scoring every answer with the MedCalc rules against the v1.0 test set at `medcalc_csv`."""
-    root = Path(folder)
-    outputs = root / "outputs" if (root / "outputs").is_dir() else root
-    files = [f for f in (classify(p) for p in sorted(outputs.glob("*.jsonl"))) if f is not None]
-    if not files:
-        raise ConfigError(f"{outputs}: no released output files (*_zero_shot_*.jsonl) found; pass the genex folder")
-    problems = {p.id: p for p in load_medcalc(medcalc_csv)}
-    evaluators = sorted({f.evaluator for f in files if f.condition == "transfer"}) or sorted(
-        {f.evaluator for f in files}
-    )
-
-    def rescore(row: dict[str, Any], answer: str | None, where: str) -> Score:
-        problem_id = str(row.get("Row Number"))
-        problem = problems.get(problem_id)
-        if problem is None:
-            raise ConfigError(f"{where}: Row Number {problem_id} is not in {medcalc_csv}; is it the v1.0 test set?")
-        meta = problem.meta
-        return score_medcalc(
-            answer,
-            calculator_id=meta["calculator_id"],
-            gold=str(problem.gold),
-            lower=meta["lower_limit"],
-            upper=meta["upper_limit"],
-        )
-
+    outputs, files = _released_files(folder)
+    rescore = _Rescorer(medcalc_csv)
+    # The evaluators are the models that receive transferred CoTs (every model, when no file transfers).
+    targets = {f.evaluator for f in files if f.condition == Condition.TRANSFER}
+    evaluators = sorted(targets or {f.evaluator for f in files})
     summary = ImportSummary(evaluators=tuple(evaluators))
     results.save_study(study, {"imported_from": str(outputs), "evaluators": evaluators})
     for item in files:
+        if item.condition == Condition.TRANSFER:
+            rows = _transfer_rows(study, item, rescore)
+        else:
+            rows = _own_rows(study, item, rescore, evaluator=item.evaluator in evaluators)
+        results.put_trials(rows.trials)
+        results.put_explanations(rows.explanations)
         summary.files += 1
-        trials: list[TrialRow] = []
-        explanations: list[ExplanationRow] = []
-        transfer = item.condition == "transfer"
-        for row in _rows(item.path):
-            problem_id = str(row.get("Row Number"))
-            where = f"{item.path.name}, Row Number {problem_id}"
-            if transfer:
-                # The source's own answer and its filtered CoT ride along in every transfer row.
-                own = _answer_text(row.get("LLM Answer"))
-                own_score = rescore(row, own, where)
-                explanations.append(
-                    ExplanationRow(
-                        study=study,
-                        problem_id=problem_id,
-                        source=item.source,
-                        kind="greedy",
-                        sample_index=0,
-                        variant="without_answer",
-                        cot=row.get("LLM Raw Thinking"),
-                        final_text=own,
-                        answer=own,
-                        normalized=own_score.normalized,
-                        correct=own_score.correct,
-                        truncated=False,
-                    )
-                )
-                crashed = "Target Answer" not in row
-                answer = None if crashed else _answer_text(row.get("Target Answer"))
-                text = None if crashed else _answer_text(row.get("Target Explanation"))
-                summary.crashed += crashed
-            else:
-                answer = _answer_text(row.get("LLM Answer"))
-                text = _answer_text(row.get("LLM Explanation"))
-            score = rescore(row, answer, where)
-            if item.evaluator not in evaluators:
-                explanations.append(
-                    ExplanationRow(
-                        study=study,
-                        problem_id=problem_id,
-                        source=item.evaluator,
-                        kind=item.condition,
-                        sample_index=0,
-                        variant=item.variant,
-                        cot=_answer_text(row.get("LLM Thinking")),
-                        final_text=text,
-                        answer=answer,
-                        normalized=score.normalized,
-                        correct=score.correct,
-                        truncated=False,
-                    )
-                )
-                continue
-            conditions = [item.condition]
-            if transfer and item.source == item.evaluator:
-                conditions.append("default")  # B1 without answer: the model's own filtered CoT given back to it
-            for condition in conditions:
-                trials.append(
-                    TrialRow(
-                        study=study,
-                        condition=condition,
-                        variant=item.variant,
-                        evaluator=item.evaluator,
-                        source=item.source,
-                        sample_index=0,
-                        problem_id=problem_id,
-                        mode="imported",
-                        text=text,
-                        answer=answer,
-                        normalized=score.normalized,
-                        correct=score.correct,
-                    )
-                )
-        results.put_trials(trials)
-        results.put_explanations(explanations)
-        summary.trials += len(trials)
-        summary.explanations += len(explanations)
+        summary.trials += len(rows.trials)
+        summary.explanations += len(rows.explanations)
+        summary.crashed += rows.crashed
     return summary

@@ -1,7 +1,9 @@
 """The results DB: studies, explanations and trials in SQLite, beside the response cache in the same file.
 
 One row per trial keyed by what identifies it, so a resumed study skips finished work and a report reads
-everything back without the objects that made it. Schema through sqlite-utils; writes are short transactions.
+everything back without the objects that made it. The schema comes from named migrations (the cache's mechanism,
+`cotbridge.cache.sqlite.migrate`), so a file made by an earlier version is upgraded when it is opened; rows are
+read and written by the fields of `TrialRow` and `ExplanationRow`. Writes are short transactions.
 """
 
 from __future__ import annotations
@@ -10,27 +12,29 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlite_utils
 
-from cotbridge.cache.sqlite import connect, write_transaction
+from cotbridge.cache.sqlite import Migration, connect, migrate, write_transaction
 from cotbridge.errors import ConfigError
 
 TRIAL_KEY = ("study", "condition", "variant", "evaluator", "source", "sample_index", "problem_id")
 EXPLANATION_KEY = ("study", "problem_id", "source", "kind", "sample_index", "variant")
+USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "reasoning_tokens")
 
 
 @dataclass(slots=True)
 class TrialRow:
     """One evaluator's answer to one problem under one condition.
 
-    condition: empty | default | sampled | transfer | ensemble:NAME (for imported data, any label);
-    variant: full | without_answer; source: the model whose CoT was given (None for empty);
-    mode: prefill | context | own | imported. `answer` is the extracted answer string as the paper's metric
-    compares it; `normalized` the canonical value; `correct` None when unparseable; `error` when it failed.
+    condition: empty | default | sampled | transfer | ensemble (for imported data, the file's condition);
+    variant: full | without_answer; source: the [models] name whose CoT was given, the [ensembles] name for
+    ensemble, "" for empty; mode: prefill | context | own | imported. `answer` is the extracted answer string as
+    the paper's metric compares it; `normalized` the canonical value; `correct` None when unparseable.
     """
 
     study: str
@@ -46,7 +50,6 @@ class TrialRow:
     normalized: str | None
     correct: bool | None
     prompt_text: str | None = None
-    error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
@@ -54,14 +57,18 @@ class TrialRow:
 
 @dataclass(slots=True)
 class ExplanationRow:
-    """One CoT (full or answer-removed) as stored."""
+    """One CoT (full or answer-removed) as stored.
+
+    kind: greedy | sampled | ensemble (for imported data, the file's condition); source: the [models] or
+    [ensembles] name that wrote it; variant: full | without_answer.
+    """
 
     study: str
     problem_id: str
     source: str
-    kind: str  # greedy | sampled | ensemble:NAME
+    kind: str
     sample_index: int
-    variant: str  # full | without_answer
+    variant: str
     cot: str | None
     final_text: str | None
     answer: str | None
@@ -71,20 +78,21 @@ class ExplanationRow:
     prompt_text: str | None = None
     removal: str | None = None  # JSON of the RemovalReport
     trace: str | None = None  # JSON: the ensemble trace
-    error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
 
 
-USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "reasoning_tokens")
+# -- schema -------------------------------------------------------------------------------------------------------
+# Migrations record the schema as it changed: each one is applied once per file, in order. Append, never edit.
+# Their names share the migrations table with the cache's, hence the "results_" prefix.
 
 
-def _create(db: sqlite_utils.Database) -> None:
-    db["studies"].create(  # type: ignore[union-attr]
+def _create_tables(db: sqlite_utils.Database) -> None:
+    db.table("studies").create(
         {"name": str, "config": str, "created_at": float, "updated_at": float}, pk="name", if_not_exists=True
     )
-    db["trials"].create(  # type: ignore[union-attr]
+    db.table("trials").create(
         {
             "study": str,
             "condition": str,
@@ -99,13 +107,12 @@ def _create(db: sqlite_utils.Database) -> None:
             "normalized": str,
             "correct": int,
             "prompt_text": str,
-            "error": str,
             "created_at": float,
         },
         pk=TRIAL_KEY,
-        if_not_exists=True,
+        if_not_exists=True,  # a file made before migrations has its tables already
     )
-    db["explanations"].create(  # type: ignore[union-attr]
+    db.table("explanations").create(
         {
             "study": str,
             "problem_id": str,
@@ -122,18 +129,62 @@ def _create(db: sqlite_utils.Database) -> None:
             "prompt_text": str,
             "removal": str,
             "trace": str,
-            "error": str,
             "created_at": float,
         },
         pk=EXPLANATION_KEY,
         if_not_exists=True,
     )
-    # Token counts came later: add them to a results DB made before.
+
+
+def _add_usage_columns(db: sqlite_utils.Database) -> None:
+    # Files made before migrations may have these columns already.
     for name in ("trials", "explanations"):
-        table = db[name]
+        table = db.table(name)
         for column in USAGE_COLUMNS:
-            if column not in table.columns_dict:  # type: ignore[union-attr]
-                table.add_column(column, int, not_null_default=0)  # type: ignore[union-attr]
+            if column not in table.columns_dict:
+                table.add_column(column, int, not_null_default=0)
+
+
+RESULTS_MIGRATIONS: list[Migration] = [
+    ("results_0001_create_tables", _create_tables),
+    ("results_0002_usage_columns", _add_usage_columns),
+]
+
+# -- rows ---------------------------------------------------------------------------------------------------------
+
+Row = TypeVar("Row", TrialRow, ExplanationRow)
+BOOL_FIELDS = frozenset({"correct", "truncated"})  # stored as 0/1, NULL for an unparseable answer
+
+
+class _Table(Generic[Row]):
+    """One table's SQL, built from its row dataclass: INSERT and SELECT name the same columns in field order."""
+
+    def __init__(self, name: str, row_type: type[Row]) -> None:
+        self.name = name
+        self.row_type: type[Row] = row_type
+        self.columns = tuple(f.name for f in fields(row_type))
+        self.bools = [i for i, column in enumerate(self.columns) if column in BOOL_FIELDS]
+        self._get = attrgetter(*self.columns)
+        stored = (*self.columns, "created_at")
+        # INSERT OR REPLACE: writing a key again (a re-import, a repeated study) replaces the row.
+        placeholders = ", ".join(["?"] * len(stored))
+        self.insert = f"INSERT OR REPLACE INTO {name} ({', '.join(stored)}) VALUES ({placeholders})"
+        self.select = f"SELECT {', '.join(self.columns)} FROM {name}"
+
+    def values(self, row: Row, now: float) -> tuple[Any, ...]:
+        """The INSERT's parameters: the row's fields in column order, then the time it is written."""
+        return (*self._get(row), now)
+
+    def row(self, values: tuple[Any, ...]) -> Row:
+        """A row from the SELECT's values, with 0/1 turned back into booleans."""
+        converted = list(values)
+        for i in self.bools:
+            converted[i] = None if converted[i] is None else bool(converted[i])
+        return self.row_type(*converted)
+
+
+TRIALS = _Table("trials", TrialRow)
+EXPLANATIONS = _Table("explanations", ExplanationRow)
 
 
 class ResultsDB:
@@ -143,27 +194,31 @@ class ResultsDB:
         self.path = str(path)
         try:
             self._conn = connect(self.path)
-            with write_transaction(self._conn):
-                _create(sqlite_utils.Database(self._conn))
+            migrate(self._conn, RESULTS_MIGRATIONS)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"results DB {self.path!r} is not a usable SQLite database: {exc}") from exc
 
     def close(self) -> None:
+        """Closes the connection; every write is committed already."""
         self._conn.close()
 
-    def _upsert(self, table: str, rows: list[dict[str, Any]]) -> None:
-        """Inserts rows, replacing a row with the same primary key (a retried trial replaces its failure)."""
+    def _put(self, table: _Table[Row], rows: list[Row]) -> None:
         if not rows:
             return
         now = time.time()
-        for row in rows:
-            row["created_at"] = now
-        columns = list(rows[0])
-        sql = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         with write_transaction(self._conn):
-            self._conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+            self._conn.executemany(table.insert, [table.values(row, now) for row in rows])
+
+    def _read(self, table: _Table[Row], study: str | None) -> Iterator[Row]:
+        if study is None:
+            cursor = self._conn.execute(table.select)
+        else:
+            cursor = self._conn.execute(table.select + " WHERE study = ?", (study,))
+        for values in cursor:
+            yield table.row(values)
 
     def save_study(self, name: str, config: dict[str, Any]) -> None:
+        """Records a study and its config (JSON); saving it again replaces the config and keeps its creation time."""
         now = time.time()
         self._conn.execute(
             "INSERT INTO studies (name, config, created_at, updated_at) VALUES (?, ?, ?, ?)"
@@ -172,49 +227,32 @@ class ResultsDB:
         )
 
     def study_config(self, name: str) -> dict[str, Any]:
+        """The config a study was saved with, or {} for an unknown study."""
         row = self._conn.execute("SELECT config FROM studies WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row and row[0] else {}
 
     def studies(self) -> list[str]:
+        """Names of the studies in the file, oldest first."""
         return [row[0] for row in self._conn.execute("SELECT name FROM studies ORDER BY created_at")]
 
     def put_trials(self, rows: list[TrialRow]) -> None:
-        self._upsert("trials", [asdict(r) for r in rows])
+        """Stores trials in one transaction, replacing any with the same key."""
+        self._put(TRIALS, rows)
 
     def put_explanations(self, rows: list[ExplanationRow]) -> None:
-        self._upsert("explanations", [asdict(r) for r in rows])
+        """Stores explanations in one transaction, replacing any with the same key."""
+        self._put(EXPLANATIONS, rows)
 
     def finished_trials(self, study: str) -> set[tuple[Any, ...]]:
-        """Keys of trials that succeeded (failed ones are tried again on resume)."""
-        return {
-            tuple(row)
-            for row in self._conn.execute(
-                "SELECT study, condition, variant, evaluator, source, sample_index, problem_id FROM trials"
-                " WHERE study = ? AND error IS NULL",
-                (study,),
-            )
-        }
+        """Keys (in `TRIAL_KEY` order) of a study's stored trials. Only finished trials are stored: a failed one has
+        no row, so a resumed run tries it again."""
+        sql = f"SELECT {', '.join(TRIAL_KEY)} FROM trials WHERE study = ?"
+        return {tuple(row) for row in self._conn.execute(sql, (study,))}
 
     def explanations(self, study: str) -> Iterator[ExplanationRow]:
-        cursor = self._conn.execute(
-            "SELECT study, problem_id, source, kind, sample_index, variant, cot, final_text, answer, normalized,"
-            " correct, truncated, prompt_text, removal, trace, error, prompt_tokens, completion_tokens,"
-            " reasoning_tokens FROM explanations WHERE study = ?",
-            (study,),
-        )
-        for row in cursor:
-            values = list(row)
-            values[10] = None if values[10] is None else bool(values[10])
-            values[11] = bool(values[11])
-            yield ExplanationRow(*values)
+        """A study's stored CoTs."""
+        return self._read(EXPLANATIONS, study)
 
     def trials(self, study: str | None = None) -> Iterator[TrialRow]:
-        sql = (
-            "SELECT study, condition, variant, evaluator, source, sample_index, problem_id, mode, text, answer,"
-            " normalized, correct, prompt_text, error, prompt_tokens, completion_tokens, reasoning_tokens FROM trials"
-        )
-        cursor = self._conn.execute(sql + " WHERE study = ?", (study,)) if study else self._conn.execute(sql)
-        for row in cursor:
-            values = list(row)
-            values[11] = None if values[11] is None else bool(values[11])
-            yield TrialRow(*values)
+        """A study's trials (every study's when `study` is None)."""
+        return self._read(TRIALS, study)

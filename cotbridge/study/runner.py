@@ -1,32 +1,37 @@
 """Running a study: a validated config -> a plan of trials -> concurrent execution into the results DB.
 
-Phases run in order (CoT generation, then answer removal, then every evaluator x condition); within a phase
-every item runs at once and each endpoint's bound keeps the servers busy but not flooded. Finished trials are
-stored as they finish and skipped on resume; every request goes through the response cache, so a resumed or
-repeated study sends nothing it already sent. A failing model does not stop the others: its failures are
-stored and listed at the end.
+Phases run in order (CoT generation, ensemble CoTs, answer removal, then every evaluator x condition); within a
+phase every item runs at once and each endpoint's bound keeps the servers busy but not flooded. Finished trials
+are stored as they finish and skipped on resume; every request goes through the response cache, so a resumed or
+repeated study sends nothing it already sent. A failing model does not stop the others: its failures are listed
+at the end, and as nothing of them is stored, a resumed run tries them again.
+
+Everything is stored under the study's `[models]` and `[ensembles]` names, never under model strings: two entries
+may run the same model (on two servers, or with other options) and stay apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from cotbridge.client import Bridge, Model
-from cotbridge.cot import answer, build_ensemble, explain, explain_samples, remove_answer, remove_answer_by_rule
+from cotbridge.cot import answer, build_ensemble, explain_samples, remove_answer, remove_answer_by_rule
 from cotbridge.cot.ensemble import EnsembleTrace
 from cotbridge.cot.transfer import resolve_mode
 from cotbridge.datasets import load_dataset
 from cotbridge.errors import BudgetExceeded, ConfigError, CotbridgeError
-from cotbridge.records import Answer, Explanation, Problem
+from cotbridge.options import EnsembleOptions
+from cotbridge.records import Answer, Condition, Explanation, Problem, Variant
 from cotbridge.study.config import StudyConfig
-from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
+from cotbridge.study.explanations import CotKind, ExplanationSet, StudyCot
+from cotbridge.study.results import ResultsDB, TrialRow
 
-# -- running ----------------------------------------------------------------------------------------------------
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -56,53 +61,83 @@ class RunSummary:
     over_budget: int = 0  # items not run because they could have passed budget_usd
 
 
-def _row_from_answer(
-    study: str, condition: str, variant: str, evaluator: str, source: str, index: int, answer: Answer
-) -> TrialRow:
+@dataclass(frozen=True, slots=True)
+class TrialInput:
+    """What one trial gives its evaluator: the condition, the CoT's source name and sample index, and the CoT
+    ("" for the empty condition)."""
+
+    condition: Condition
+    source: str
+    sample_index: int
+    cot: Explanation | str
+
+
+def trial_row(study: str, variant: Variant, evaluator: str, given: TrialInput, result: Answer) -> TrialRow:
+    """The stored row of one trial; `evaluator` is its [models] name."""
     return TrialRow(
         study=study,
-        condition=condition,
+        condition=given.condition,
         variant=variant,
         evaluator=evaluator,
-        source=source,
-        sample_index=index,
-        problem_id=answer.problem_id,
-        mode=answer.mode,
-        text=answer.text,
-        answer=answer.score.parsed,
-        normalized=answer.score.normalized,
-        correct=answer.score.correct,
-        prompt_text=answer.prompt_text,
-        prompt_tokens=answer.usage.prompt_tokens,
-        completion_tokens=answer.usage.completion_tokens,
-        reasoning_tokens=answer.usage.reasoning_tokens,
+        source=given.source,
+        sample_index=given.sample_index,
+        problem_id=result.problem_id,
+        mode=result.mode,
+        text=result.text,
+        answer=result.score.parsed,
+        normalized=result.score.normalized,
+        correct=result.score.correct,
+        prompt_text=result.prompt_text,
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        reasoning_tokens=result.usage.reasoning_tokens,
     )
 
 
-def _row_from_explanation(study: str, kind: str, variant: str, source: str, e: Explanation) -> ExplanationRow:
-    return ExplanationRow(
-        study=study,
-        problem_id=e.problem_id,
-        source=source,
-        kind=kind,
-        sample_index=e.sample_index,
-        variant=variant,
-        cot=e.cot,
-        final_text=e.final_text,
-        answer=e.answer.parsed if e.answer else None,
-        normalized=e.answer.normalized if e.answer else None,
-        correct=e.answer.correct if e.answer else None,
-        truncated=e.truncated,
-        prompt_text=e.prompt_text,
-        removal=json.dumps(asdict(e.removal)) if e.removal else None,
-        prompt_tokens=e.usage.prompt_tokens,
-        completion_tokens=e.usage.completion_tokens,
-        reasoning_tokens=e.usage.reasoning_tokens,
-    )
+def _not_cached(result: object) -> bool:
+    return False
+
+
+class _Phases:
+    """Runs each phase's jobs concurrently and stores each result as it comes; a failure is reported, listed in the
+    summary and does not stop the others."""
+
+    def __init__(self, summary: RunSummary, on_progress: ProgressCallback) -> None:
+        self.summary = summary
+        self.on_progress = on_progress
+
+    async def run(
+        self,
+        phase: str,
+        jobs: Sequence[tuple[str, Awaitable[T]]],
+        store: Callable[[T], None],
+        cached: Callable[[T], bool] = _not_cached,
+    ) -> None:
+        """Runs (name shown in progress, awaitable) jobs; `cached` says whether a result came from the cache."""
+        self.on_progress(Progress(phase=phase, total=len(jobs)))
+        await asyncio.gather(*(self._one(phase, name, job, store, cached) for name, job in jobs))
+
+    async def _one(
+        self, phase: str, name: str, job: Awaitable[T], store: Callable[[T], None], cached: Callable[[T], bool]
+    ) -> None:
+        try:
+            result = await job
+        except BudgetExceeded as exc:
+            if not self.summary.over_budget:
+                self.summary.failures.append(f"budget reached: {exc}")
+            self.summary.over_budget += 1
+            self.on_progress(Progress(phase=phase, model=name, done=1, error="over budget"))
+            return
+        except CotbridgeError as exc:
+            self.summary.failures.append(f"{phase} / {name}: {exc}")
+            self.on_progress(Progress(phase=phase, model=name, done=1, error=str(exc)))
+            return
+        store(result)
+        self.on_progress(Progress(phase=phase, model=name, done=1, cached=cached(result)))
 
 
 class StudyRunner:
-    """Runs one study on one bridge, writing into one results DB."""
+    """Runs one study on one bridge, writing into one results DB: one method per phase."""
 
     def __init__(
         self,
@@ -116,28 +151,26 @@ class StudyRunner:
         self.results = results
         self.on_progress = on_progress or (lambda event: None)
         self.name = config.study.name
-        self.models: dict[str, Model] = {}
-        self.names: dict[str, str] = {}  # model string -> its [models] name, the name results are stored under
+        self.models: dict[str, Model] = {}  # by [models] name
+        self.cots = ExplanationSet()
         self.summary = RunSummary()
-        # explanations[(variant, kind)][(source, problem_id, sample_index)]
-        self.explanations: dict[tuple[str, str], dict[tuple[str, str, int], Explanation]] = {}
+        self._phases = _Phases(self.summary, self.on_progress)
 
     def _model(self, name: str) -> Model:
+        """The model of a [models] entry. Two entries with the same model string and options share one Model."""
         if name not in self.models:
             section = self.config.models[name]
             try:
                 self.models[name] = self.bridge.model(section.model, options=section.options())
             except ConfigError as exc:
                 raise ConfigError(f"[models.{name}]: {exc}") from None
-            self.names[self.models[name].name] = name
         return self.models[name]
 
     def check(self) -> None:
         """Everything that can be known wrong before the first request: models, keys, injection modes."""
-        for name in self.config.models:
+        for name, section in self.config.models.items():
             model = self._model(name)
-            section = self.config.models[name]
-            if section.generator and "transfer" in self.config.study.conditions:
+            if section.generator and Condition.TRANSFER in self.config.study.conditions:
                 visibility = model.capabilities.reasoning_visibility
                 if visibility != "raw":
                     raise ConfigError(
@@ -156,8 +189,8 @@ class StudyRunner:
                     raise ConfigError(f"[models.{name}]: {exc}") from None
 
     def fill_default_prices(self) -> None:
-        """Hosted models without a price in the study file run at the bundled one their Model got from the
-        bridge (see `cotbridge.costs`); written into the study's config, so its report prices them too."""
+        """Models without a price in the study file run at the price their Model has (the bridge gives hosted
+        models the bundled one); written into the study's config, so its report prices them too."""
         for name, section in self.config.models.items():
             price = self._model(name).price
             if section.price is None and price is not None:
@@ -166,10 +199,10 @@ class StudyRunner:
     def plan(self) -> list[dict[str, str]]:
         """How every model will run: its roles, thinking format, what it shows of its CoT, and the injection
         mode it gets a foreign CoT in. Call after `check()`."""
+        transfers = Condition.TRANSFER in self.config.study.conditions
         rows = []
         for name, section in self.config.models.items():
             model = self._model(name)
-            transfers = "transfer" in self.config.study.conditions
             roles = [("generator", section.generator and transfers), ("evaluator", section.evaluator)]
             rows.append(
                 {
@@ -184,210 +217,148 @@ class StudyRunner:
             )
         return rows
 
-    async def _each(self, phase: str, jobs: list[tuple[str, Awaitable[Any]]], on_result: Callable[[Any], None]) -> None:
-        """Runs (model name, awaitable) jobs concurrently; stores each result as it comes; failures are kept."""
-        self.on_progress(Progress(phase=phase, total=len(jobs)))
-
-        async def one(model_name: str, job: Awaitable[Any]) -> None:
-            try:
-                result = await job
-            except BudgetExceeded as exc:
-                if not self.summary.over_budget:
-                    self.summary.failures.append(f"budget reached: {exc}")
-                self.summary.over_budget += 1
-                self.on_progress(Progress(phase=phase, model=model_name, done=1, error="over budget"))
-                return
-            except CotbridgeError as exc:
-                message = f"{phase} / {model_name}: {exc}"
-                self.summary.failures.append(message)
-                self.on_progress(Progress(phase=phase, model=model_name, done=1, error=str(exc)))
-                return
-            on_result(result)
-            cached = bool(getattr(result, "cached", False))
-            self.on_progress(Progress(phase=phase, model=model_name, done=1, cached=cached))
-
-        await asyncio.gather(*(one(name, job) for name, job in jobs))
-
     async def run(self, problems: list[Problem]) -> RunSummary:
-        config = self.config
+        """Checks the study, saves its config, then runs every phase on `problems`."""
         self.check()
         self.fill_default_prices()
         self.on_progress(Progress(phase="plan", plan=self.plan()))
-        self.results.save_study(self.name, config.model_dump())
-        decoding = config.study.decoding
-        conditions = set(config.study.conditions)
-        needs_greedy = conditions & {"default", "transfer"}
-        sources = config.generators if "transfer" in conditions else []
-        own_needed = config.evaluators if "default" in conditions else []
-        greedy_sources = sorted(set(sources) | set(own_needed))
-
-        # Phase 1: CoTs.
-        jobs: list[tuple[str, Awaitable[Any]]] = []
-        full = self.explanations.setdefault(("full", "greedy"), {})
-        if needs_greedy:
-            for name in greedy_sources:
-                model = self._model(name)
-                for p in problems:
-                    jobs.append(
-                        (
-                            name,
-                            explain(
-                                model,
-                                p,
-                                max_tokens=decoding.cot_max_tokens,
-                                answer_max_tokens=decoding.answer_max_tokens,
-                                answer_prefix=decoding.answer_prefix,
-                            ),
-                        )
-                    )
-        sampled: dict[tuple[str, str, int], Explanation] = self.explanations.setdefault(("full", "sampled"), {})
-        if "sampled" in conditions:
-            for name in config.evaluators:
-                model = self._model(name)
-                for p in problems:
-                    jobs.append(
-                        (
-                            name,
-                            explain_samples(
-                                model,
-                                p,
-                                config.study.samples,
-                                temperature=decoding.sampled_temperature,
-                                seed=decoding.seed,
-                                max_tokens=decoding.cot_max_tokens,
-                                answer_max_tokens=decoding.answer_max_tokens,
-                                answer_prefix=decoding.answer_prefix,
-                            ),
-                        )
-                    )
-
-        def store_explanations(result: Explanation | list[Explanation]) -> None:
-            items = result if isinstance(result, list) else [result]
-            kind = "sampled" if isinstance(result, list) else "greedy"
-            for e in items:
-                (sampled if kind == "sampled" else full)[(e.source_model, e.problem_id, e.sample_index)] = e
-            self.results.put_explanations(
-                [_row_from_explanation(self.name, kind, "full", self.names[e.source_model], e) for e in items]
-            )
-            self.summary.explanations += len(items)
-
-        await self._each("explanations", jobs, store_explanations)
-
-        if "ensemble" in conditions:
-            await self._build_ensembles(problems)
-
-        # Phase 2: answer removal.
-        if "without_answer" in config.variants:
-            filter_name = config.study.filter_model
-            jobs = []
-            for kind in ("greedy", "sampled", "ensemble"):
-                for e in self.explanations.get(("full", kind), {}).values():
-                    if filter_name == "rule" or filter_name is None:
-                        jobs.append(("rule", _ready(remove_answer_by_rule(e), kind)))
-                    else:
-                        jobs.append((filter_name, _tagged(remove_answer(e, self._model(filter_name)), kind)))
-
-            def store_filtered(result: tuple[Explanation, str]) -> None:
-                e, kind = result
-                self.explanations.setdefault(("without_answer", kind), {})[
-                    (e.source_model, e.problem_id, e.sample_index)
-                ] = e
-                self.results.put_explanations(
-                    [_row_from_explanation(self.name, kind, "without_answer", self.names[e.source_model], e)]
-                )
-
-            await self._each("answer removal", jobs, store_filtered)
-
-        # Phase 3: trials.
-        finished = self.results.finished_trials(self.name)
-        jobs = []
-        for variant in config.variants:
-            for evaluator_name in config.evaluators:
-                evaluator = self._model(evaluator_name)
-                for p in problems:
-                    for condition, source, index, cot in self._trial_inputs(variant, evaluator_name, p):
-                        key = (self.name, condition, variant, evaluator_name, source, index, p.id)
-                        if key in finished:
-                            self.summary.skipped += 1
-                            continue
-                        jobs.append((evaluator_name, self._trial(evaluator, p, condition, variant, source, index, cot)))
-
-        def store_trial(row: TrialRow) -> None:
-            self.results.put_trials([row])
-            self.summary.trials += 1
-
-        await self._each("trials", jobs, store_trial)
+        self.results.save_study(self.name, self.config.model_dump())
+        await self._explanations(problems)
+        if Condition.ENSEMBLE in self.config.study.conditions:
+            await self._ensembles(problems)
+        if Variant.WITHOUT_ANSWER in self.config.variants:
+            await self._answer_removal()
+        await self._trials(problems)
         return self.summary
 
-    async def _build_ensembles(self, problems: list[Problem]) -> None:
-        """Condition D: one ensemble CoT per [ensembles.NAME] and problem, stored with its trace."""
+    # -- phases -------------------------------------------------------------------------------------------------
+
+    async def _explanations(self, problems: list[Problem]) -> None:
+        """Greedy CoTs of the transfer sources and of the evaluators (their own CoT, condition default), and each
+        evaluator's sampled CoTs."""
+        conditions = self.config.study.conditions
+        greedy: set[str] = set()
+        if Condition.TRANSFER in conditions:
+            greedy.update(self.config.generators)
+        if Condition.DEFAULT in conditions:
+            greedy.update(self.config.evaluators)
+        sampled = self.config.evaluators if Condition.SAMPLED in conditions else []
+        jobs: list[tuple[str, Awaitable[list[StudyCot]]]] = []
+        for kind, names in ((CotKind.GREEDY, sorted(greedy)), (CotKind.SAMPLED, sampled)):
+            jobs += [(name, self._explain(name, p, kind)) for name in names for p in problems]
+
+        def store(cots: list[StudyCot]) -> None:
+            self._keep(cots)
+            self.summary.explanations += len(cots)
+
+        await self._phases.run("explanations", jobs, store)
+
+    async def _ensembles(self, problems: list[Problem]) -> None:
+        """Condition ensemble: one ensemble CoT per [ensembles.NAME] and problem, stored with its trace."""
         decoding = self.config.study.decoding
-        built = self.explanations.setdefault(("full", "ensemble"), {})
-        jobs: list[tuple[str, Awaitable[Any]]] = []
-        for ens_name, section in self.config.ensembles.items():
+        jobs: list[tuple[str, Awaitable[tuple[StudyCot, EnsembleTrace]]]] = []
+        for name, section in self.config.ensembles.items():
             generators = [self._model(n) for n in section.generators]
             evaluators = [self._model(n) for n in section.evaluators]
-            self.names[f"ensemble:{ens_name}"] = ens_name
-            for p in problems:
-                job = build_ensemble(p, generators, evaluators, section.options(decoding), name=f"ensemble:{ens_name}")
-                jobs.append((ens_name, job))
+            options = section.options(decoding)
+            jobs += [(name, self._ensemble(name, p, generators, evaluators, options)) for p in problems]
 
-        def store(result: tuple[Explanation, EnsembleTrace]) -> None:
-            explanation, trace = result
-            built[(explanation.source_model, explanation.problem_id, 0)] = explanation
-            row = _row_from_explanation(
-                self.name, "ensemble", "full", self.names[explanation.source_model], explanation
-            )
-            row.trace = json.dumps(trace.as_dict())
-            self.results.put_explanations([row])
+        def store(built: tuple[StudyCot, EnsembleTrace]) -> None:
+            cot, trace = built
+            self._keep([cot], trace=json.dumps(trace.as_dict()))
             self.summary.explanations += 1
 
-        await self._each("ensembles", jobs, store)
+        await self._phases.run("ensembles", jobs, store)
 
-    def _trial_inputs(
-        self, variant: str, evaluator_name: str, problem: Problem
-    ) -> list[tuple[str, str, int, Explanation | str | None]]:
-        """(condition, source's [models] name, sample index, CoT) of every trial of one evaluator on one problem."""
-        conditions = self.config.study.conditions
-        evaluator = self._model(evaluator_name).name
-        inputs: list[tuple[str, str, int, Explanation | str | None]] = []
-        greedy = self.explanations.get((variant, "greedy"), {})
-        if "empty" in conditions and variant == "full":
-            inputs.append(("empty", "", 0, ""))
-        if "default" in conditions:
-            own = greedy.get((evaluator, problem.id, 0))
-            if own is not None:
-                inputs.append(("default", evaluator_name, 0, own))
-        if "sampled" in conditions:
-            for (source, pid, index), e in self.explanations.get((variant, "sampled"), {}).items():
-                if source == evaluator and pid == problem.id:
-                    inputs.append(("sampled", evaluator_name, index, e))
-        if "ensemble" in conditions:
-            for (source, pid, _), e in self.explanations.get((variant, "ensemble"), {}).items():
-                if pid == problem.id:
-                    inputs.append(("ensemble", self.names[source], 0, e))
-        if "transfer" in conditions:
-            for source_name in self.config.generators:
-                source = self._model(source_name).name
-                given = greedy.get((source, problem.id, 0))
-                if given is not None:
-                    inputs.append(("transfer", source_name, 0, given))
-        return inputs
+    async def _answer_removal(self) -> None:
+        """The without_answer variant of every CoT made so far, by the rule filter or the filter model."""
+        filter_name = self.config.study.filter_model
+        shown = filter_name if filter_name is not None else "rule"
+        jobs = [(shown, self._remove_answer(cot, filter_name)) for cot in self.cots.of_variant(Variant.FULL)]
+        await self._phases.run("answer removal", jobs, lambda cot: self._keep([cot]))
+
+    async def _trials(self, problems: list[Problem]) -> None:
+        """Every evaluator x variant x problem x condition, but those stored by an earlier run."""
+        finished = self.results.finished_trials(self.name)
+        jobs: list[tuple[str, Awaitable[tuple[TrialRow, bool]]]] = []
+        for variant in self.config.variants:
+            for evaluator in self.config.evaluators:
+                for p in problems:
+                    for given in self._trial_inputs(variant, evaluator, p):
+                        key = (self.name, given.condition, variant, evaluator, given.source, given.sample_index, p.id)
+                        if key in finished:
+                            self.summary.skipped += 1
+                        else:
+                            jobs.append((evaluator, self._trial(evaluator, p, variant, given)))
+
+        def store(done: tuple[TrialRow, bool]) -> None:
+            self.results.put_trials([done[0]])
+            self.summary.trials += 1
+
+        await self._phases.run("trials", jobs, store, cached=lambda done: done[1])
+
+    # -- one item of a phase ------------------------------------------------------------------------------------
+
+    async def _explain(self, name: str, problem: Problem, kind: CotKind) -> list[StudyCot]:
+        study, decoding = self.config.study, self.config.study.decoding
+        if kind == CotKind.GREEDY:
+            samples, temperature, seed = 1, 0.0, None
+        else:
+            samples, temperature, seed = study.samples, decoding.sampled_temperature, decoding.seed
+        made = await explain_samples(
+            self._model(name),
+            problem,
+            samples,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=decoding.cot_max_tokens,
+            answer_max_tokens=decoding.answer_max_tokens,
+            answer_prefix=decoding.answer_prefix,
+        )
+        return [StudyCot(Variant.FULL, kind, name, e) for e in made]
+
+    async def _ensemble(
+        self, name: str, problem: Problem, generators: list[Model], evaluators: list[Model], options: EnsembleOptions
+    ) -> tuple[StudyCot, EnsembleTrace]:
+        made, trace = await build_ensemble(problem, generators, evaluators, options, name=f"ensemble:{name}")
+        return StudyCot(Variant.FULL, CotKind.ENSEMBLE, name, made), trace
+
+    async def _remove_answer(self, cot: StudyCot, filter_name: str | None) -> StudyCot:
+        if filter_name is None or filter_name == "rule":
+            filtered = remove_answer_by_rule(cot.explanation)
+        else:
+            filtered = await remove_answer(cot.explanation, self._model(filter_name))
+        return replace(cot, variant=Variant.WITHOUT_ANSWER, explanation=filtered)
+
+    def _trial_inputs(self, variant: Variant, evaluator: str, problem: Problem) -> Iterator[TrialInput]:
+        """Every trial of one evaluator on one problem whose CoT exists (a failed generation leaves its trials
+        out). Names are [models] and [ensembles] names."""
+        conditions, cots, pid = self.config.study.conditions, self.cots, problem.id
+        if Condition.EMPTY in conditions and variant == Variant.FULL:
+            yield TrialInput(Condition.EMPTY, "", 0, "")
+        if Condition.DEFAULT in conditions and (own := cots.get(variant, CotKind.GREEDY, evaluator, pid)) is not None:
+            yield TrialInput(Condition.DEFAULT, evaluator, 0, own)
+        if Condition.SAMPLED in conditions:
+            for e in cots.of_source(variant, CotKind.SAMPLED, evaluator, pid):
+                yield TrialInput(Condition.SAMPLED, evaluator, e.sample_index, e)
+        if Condition.ENSEMBLE in conditions:
+            for name in self.config.ensembles:
+                if (built := cots.get(variant, CotKind.ENSEMBLE, name, pid)) is not None:
+                    yield TrialInput(Condition.ENSEMBLE, name, 0, built)
+        if Condition.TRANSFER in conditions:
+            for source in self.config.generators:
+                if (given := cots.get(variant, CotKind.GREEDY, source, pid)) is not None:
+                    yield TrialInput(Condition.TRANSFER, source, 0, given)
 
     async def _trial(
-        self,
-        evaluator: Model,
-        problem: Problem,
-        condition: str,
-        variant: str,
-        source: str,
-        index: int,
-        cot: Explanation | str | None,
-    ) -> TrialRow:
-        decoding = self.config.study.decoding
-        if condition == "default" and variant == "full" and isinstance(cot, Explanation):
+        self, evaluator_name: str, problem: Problem, variant: Variant, given: TrialInput
+    ) -> tuple[TrialRow, bool]:
+        """One trial's row, and whether its answer came from the cache."""
+        evaluator, decoding = self._model(evaluator_name), self.config.study.decoding
+        cot = given.cot
+        if given.condition == Condition.DEFAULT and variant == Variant.FULL and isinstance(cot, Explanation):
             # The model's own greedy CoT and the answer it gave after it: nothing new to ask.
-            given = Answer(
+            result = Answer(
                 problem_id=problem.id,
                 model=evaluator.name,
                 text=cot.final_text,
@@ -397,18 +368,18 @@ class StudyRunner:
                 prompt_text=cot.prompt_text,
             )
         else:
-            given = await answer(
+            result = await answer(
                 evaluator, problem, cot, max_tokens=decoding.answer_max_tokens, answer_prefix=decoding.answer_prefix
             )
-        return _row_from_answer(self.name, condition, variant, self.names[evaluator.name], source, index, given)
+        return trial_row(self.name, variant, evaluator_name, given, result), result.cached
 
+    # -- plumbing -----------------------------------------------------------------------------------------------
 
-async def _ready(value: Explanation, kind: str) -> tuple[Explanation, str]:
-    return value, kind
-
-
-async def _tagged(job: Awaitable[Explanation], kind: str) -> tuple[Explanation, str]:
-    return await job, kind
+    def _keep(self, cots: list[StudyCot], trace: str | None = None) -> None:
+        """Adds CoTs to the run's set and stores them."""
+        for cot in cots:
+            self.cots.add(cot)
+        self.results.put_explanations([cot.row(self.name, trace) for cot in cots])
 
 
 async def run_study(
