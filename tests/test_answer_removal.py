@@ -60,7 +60,7 @@ def _released(name: str) -> list[dict[str, str]]:
 
 
 def test_the_released_qwq_filter_leaks_and_rewrites() -> None:
-    """PAPER.md flaw 6: the paper's filter left the answer in many QwQ CoTs and did not keep sentences verbatim."""
+    """The paper's filter left the answer in many QwQ CoTs and did not keep sentences verbatim."""
     rows = _released("Qwen_QwQ-32B_zero_shot_original_without_answer.jsonl")
     leaked = verbatim = 0
     for row in rows:

@@ -46,7 +46,7 @@ LLAMACPP_MEAN_ABS = 0.15
 LLAMACPP_MAX_ABS = 0.5
 LLAMACPP_MEAN_LOGPROB = 0.1
 # vLLM against transformers, both float32 on the same folder: measured at most 7e-5 per token (bfloat16 would
-# be about 0.07 off: DESIGN.md).
+# be about 0.07 off, in coarse steps).
 TRANSFORMERS_ABS = 1e-3
 
 # A few examples teach the 135M model the <think> ... </think> format, so that greedy decoding emits it.
