@@ -200,34 +200,30 @@ def _html_consistency(report: Report) -> list[str]:
     return parts
 
 
-def _html_matrix(variant: str, grid: dict[str, Any]) -> list[str]:
+def _heat_table(caption: str, corner: str, columns: list[str], rows: list[tuple[str, list[float | None]]]) -> list[str]:
+    """A table of values in [0, 1], each cell coloured by its value."""
     e = html.escape
-    parts = [
-        f"<table><caption>Transfer matrix ({e(variant)}): accuracy, source (row) x evaluator "
-        "(column)</caption><tr><th class=l>source</th>"
-    ]
-    parts.extend(f"<th>{e(t)}</th>" for t in grid["targets"])
+    parts = [f"<table><caption>{caption}</caption><tr><th class=l>{e(corner)}</th>"]
+    parts.extend(f"<th>{e(column)}</th>" for column in columns)
     parts.append("</tr>")
-    for source, row in zip(grid["sources"], grid["values"], strict=True):
-        parts.append(f"<tr><td class=l>{e(source)}</td>")
-        parts.extend(f"<td style='background:{_heat(v)}'>{_fmt(v)}</td>" for v in row)
+    for label, values in rows:
+        parts.append(f"<tr><td class=l>{e(label)}</td>")
+        parts.extend(f"<td style='background:{_heat(v)}'>{_fmt(v)}</td>" for v in values)
         parts.append("</tr>")
     parts.append("</table>")
     return parts
+
+
+def _html_matrix(variant: str, grid: dict[str, Any]) -> list[str]:
+    caption = f"Transfer matrix ({html.escape(variant)}): accuracy, source (row) x evaluator (column)"
+    rows = list(zip(grid["sources"], grid["values"], strict=True))
+    return _heat_table(caption, "source", list(grid["targets"]), rows)
 
 
 def _html_accuracy(report: Report) -> list[str]:
-    e = html.escape
     evaluators = sorted({ev for per in report.accuracy.values() for ev in per})
-    parts = ["<table><caption>Accuracy per evaluator</caption><tr><th class=l>condition/variant</th>"]
-    parts.extend(f"<th>{e(ev)}</th>" for ev in evaluators)
-    parts.append("</tr>")
-    for label, per in report.accuracy.items():
-        parts.append(f"<tr><td class=l>{e(label)}</td>")
-        parts.extend(f"<td style='background:{_heat(per.get(ev))}'>{_fmt(per.get(ev))}</td>" for ev in evaluators)
-        parts.append("</tr>")
-    parts.append("</table>")
-    return parts
+    rows = [(label, [per.get(ev) for ev in evaluators]) for label, per in report.accuracy.items()]
+    return _heat_table("Accuracy per evaluator", "condition/variant", evaluators, rows)
 
 
 def _html_costs(report: Report) -> list[str]:
