@@ -33,6 +33,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
+from cotbridge.formats import FORMATS
 from cotbridge.records import Score
 
 # Calculator ids by answer kind (MedCalc-Bench v1.0; every id not listed here is a decimal calculator).
@@ -65,8 +66,11 @@ _PLACEHOLDERS = frozenset(
     }
 )
 
-# Thinking that an inline-reasoning model left in its text ends at one of these; the answer comes after.
-_THINK_END = re.compile(r"</think>|<\|end_of_thought\|>", re.IGNORECASE)
+# Thinking that an inline-reasoning model left in its text ends where its family closes the channel; the answer
+# comes after.
+_THINK_END = re.compile(
+    "|".join(re.escape(FORMATS[name].stop) for name in ("think-tags", "openthinker")), re.IGNORECASE
+)
 # A "{" that opens a dict literal: followed by a quoted key (skips LaTeX braces and prose).
 _DICT_OPEN = re.compile(r"\{\s*[\"']")
 # Bound on dict candidates tried, from the end of the text backwards: keeps pathological inputs linear-ish.
