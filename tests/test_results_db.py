@@ -74,7 +74,7 @@ def test_a_file_of_an_earlier_version_opens_and_is_upgraded(tmp_path: Path) -> N
     assert (old.evaluator, old.source, old.correct, old.prompt_tokens) == ("a", "b", True, 0)
     (cot,) = results.explanations("old")
     assert cot.correct is None and cot.truncated is False and cot.reasoning_tokens == 0
-    assert results.finished_trials("old") == {("old", "transfer", "full", "a", "b", 0, "p1")}
+    assert results.finished_trials("old") == {("old", "transfer", "full", "a", "b", 0, "p1"): None}
     results.put_trials([trial(study="old")])
     assert {t.mode for t in results.trials("old")} == {"context", "prefill"}
     results.close()
@@ -99,7 +99,17 @@ def test_every_row_field_is_a_column_of_a_new_file(tmp_path: Path) -> None:
     ResultsDB(path).close()
     assert {f.name for f in fields(TrialRow)} <= columns(path, "trials")
     assert {f.name for f in fields(ExplanationRow)} <= columns(path, "explanations")
-    assert "error" not in columns(path, "trials")  # the field nothing wrote is gone
+    assert "error" not in columns(path, "explanations")  # the field nothing wrote is gone
+
+
+def test_a_failed_trial_is_stored_and_not_finished(tmp_path: Path) -> None:
+    results = ResultsDB(tmp_path / "r.db")
+    results.save_study("s", {"models": {"a": {}}})
+    failed = trial(sample_index=1, answer=None, correct=None, error_kind="APITimeoutError", error="no answer in 5 s")
+    results.put_trials([trial(fingerprint="f0"), failed])
+    assert [t.failed for t in sorted(results.trials("s"), key=lambda t: t.sample_index)] == [False, True]
+    assert list(results.finished_trials("s").values()) == ["f0"], "a failed trial is tried again on resume"
+    results.close()
 
 
 def test_rows_round_trip_with_booleans_and_replace_on_the_same_key(tmp_path: Path) -> None:

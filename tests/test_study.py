@@ -129,14 +129,28 @@ async def test_mixed_study_runs_resumes_and_keeps_failures(
     assert again.trials == 6 and again.skipped == 36
     assert faults.total == requests_before, "finished work must come from the cache"
 
-    # A model whose server is down fails alone; its failures are listed and stored.
+    # A model whose server is down fails alone; its failed trials are stored, reported and counted.
     broken = BASE.format(llama=llama_server, faults="http://127.0.0.1:9/v1").replace('name = "t"', 'name = "t2"')
     summary = await run_study(parse_study(broken), db)
     assert summary.failures and all("generic" in f for f in summary.failures)
     results = ResultsDB(db)
-    smol_trials = [t for t in results.trials("t2") if t.evaluator == "smol"]
-    assert smol_trials, "the working model's trials must be done"
-    assert not [t for t in results.trials("t2") if t.evaluator == "generic"], "failures leave no row, to be retried"
+    rows = list(results.trials("t2"))
+    assert [t for t in rows if t.evaluator == "smol" and not t.failed], "the working model's trials must be done"
+    failed = [t for t in rows if t.failed]
+    assert failed and all("generic" in (t.evaluator, t.source) for t in failed)
+    # its own trials failed on the connection; smol's transfer trials from its CoT failed for want of that CoT
+    assert {t.error_kind for t in failed} == {"APIConnectionError", "MissingCoT"}
+    assert all(t.answer is None and "127.0.0.1:9" in (t.error or "") for t in failed)
+    report = build_report(results, "t2", "strict")
+    assert len(report.failures) == len(failed) == summary.failed_trials
+    assert report.as_json()["failures"] and "failed trial(s)" in render_html(report)
+    results.close()
+    # The server is back: a rerun does the failed trials again and replaces their failures.
+    fixed = BASE.format(llama=llama_server, faults=faults.base_url).replace('name = "t"', 'name = "t2"')
+    again = await run_study(parse_study(fixed), db)
+    assert again.trials == len(failed) and not again.failures
+    results = ResultsDB(db)
+    assert not [t for t in results.trials("t2") if t.failed]
     results.close()
 
 
@@ -263,3 +277,44 @@ def test_demo_killed_halfway_resumes(tmp_path: Path) -> None:
     )
     assert "0 trial(s) run" in again.stdout
     assert time.time() - start < 300
+
+
+EDITED = """
+[study]
+name = "edited"
+dataset = "builtin:arithmetic"
+sample = 2
+conditions = ["empty", "default"]
+
+[study.decoding]
+answer_max_tokens = {answer}
+
+[models.a]
+model = "openai-compatible/ok"
+base_url = "{faults}"
+generator = false
+{price}
+
+[models.b]
+model = "openai-compatible/reasoner"
+base_url = "{faults}"
+generator = false
+"""
+
+
+async def test_an_edited_study_redoes_what_the_edit_changed(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+
+    def study(answer: int, price: str = "") -> object:
+        return parse_study(EDITED.format(answer=answer, faults=faults.base_url, price=price))
+
+    first = await run_study(study(16), db)  # type: ignore[arg-type]
+    assert (first.trials, first.skipped, first.changed) == (8, 0, 0)
+    same = await run_study(study(16), db)  # type: ignore[arg-type]
+    assert (same.trials, same.skipped) == (0, 8)
+    edited = await run_study(study(32), db)  # type: ignore[arg-type]
+    assert (edited.trials, edited.skipped, edited.changed) == (8, 0, 8), "a new answer budget must not reuse answers"
+    priced = await run_study(study(32, "price = {input = 1, output = 2}"), db)  # type: ignore[arg-type]
+    assert (priced.trials, priced.skipped) == (0, 8), "a price does not change what a model answers"
+    bodies = [json.loads(r[0]) for r in sqlite3.connect(db).execute("SELECT request FROM responses WHERE op = 'chat'")]
+    assert {b.get("max_tokens") for b in bodies} >= {16, 32}

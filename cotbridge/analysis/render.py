@@ -178,6 +178,10 @@ def render_html(report: Report) -> str:
     parts += _html_accuracy(report)
     if report.costs:
         parts += _html_costs(report)
+    if report.failures:
+        shown = "".join(f"<li>{html.escape(f)}</li>" for f in report.failures[:50])
+        more = f"<p>and {len(report.failures) - 50} more (JSON report)</p>" if len(report.failures) > 50 else ""
+        parts.append(f"<h2>{len(report.failures)} failed trial(s)</h2><ul>{shown}</ul>{more}")
     parts.append("</body></html>")
     return "".join(parts)
 

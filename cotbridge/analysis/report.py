@@ -107,7 +107,7 @@ class Report:
     ensembles: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> steps, chosen share, endings
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> per condition tokens and USD
     modes: dict[str, dict[str, int]] = field(default_factory=dict)  # evaluator -> injection mode -> trials
-    failures: list[str] = field(default_factory=list)  # empty until failed trials are stored
+    failures: list[str] = field(default_factory=list)  # failed trials: where, the error's kind and message
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -166,6 +166,13 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
     for t in trials:
         per = report.modes.setdefault(t.evaluator, {})
         per[t.mode] = per.get(t.mode, 0) + 1
+    # Failed trials stay in the data above as invalid answers (coverage counts them); here they are listed.
+    report.failures = [
+        f"{t.condition}/{t.variant} {t.evaluator} <- {t.source or '-'} #{t.sample_index}, problem {t.problem_id}: "
+        f"{t.error_kind}: {t.error}"
+        for t in trials
+        if t.failed
+    ]
     return report
 
 

@@ -63,6 +63,7 @@ class ExplanationSet:
 
     def __init__(self) -> None:
         self._cots: dict[tuple[Variant, CotKind, str, str], dict[int, StudyCot]] = {}
+        self._failed: dict[tuple[Variant, CotKind, str, str], str] = {}
 
     def __len__(self) -> int:
         return sum(len(samples) for samples in self._cots.values())
@@ -71,6 +72,15 @@ class ExplanationSet:
         """Keeps a CoT, replacing one with the same key."""
         key = (cot.variant, cot.kind, cot.source, cot.explanation.problem_id)
         self._cots.setdefault(key, {})[cot.explanation.sample_index] = cot
+
+    def fail(self, variants: list[Variant], kind: CotKind, source: str, problem_id: str, why: str) -> None:
+        """Records that a source's CoTs for a problem could not be made (in these variants), and why."""
+        for variant in variants:
+            self._failed.setdefault((variant, kind, source, problem_id), why)
+
+    def failure(self, variant: Variant, kind: CotKind, source: str, problem_id: str) -> str | None:
+        """Why a source's CoTs for a problem are missing, or None when nothing failed."""
+        return self._failed.get((variant, kind, source, problem_id))
 
     def get(
         self, variant: Variant, kind: CotKind, source: str, problem_id: str, sample_index: int = 0

@@ -35,6 +35,10 @@ class TrialRow:
     variant: full | without_answer; source: the [models] name whose CoT was given, the [ensembles] name for
     ensemble, "" for empty; mode: prefill | context | own | imported. `answer` is the extracted answer string as
     the paper's metric compares it; `normalized` the canonical value; `correct` None when unparseable.
+    A failed trial is stored too, with no answer and `error_kind` (the error's class, e.g. APITimeoutError) and
+    `error` (its message): it counts as an invalid answer, and a resumed run tries it again. `fingerprint` digests
+    everything that decides the trial (models, decoding, the CoT's origin, the problem): a resumed run redoes a
+    trial whose study changed under it.
     """
 
     study: str
@@ -53,6 +57,13 @@ class TrialRow:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    error_kind: str | None = None
+    error: str | None = None
+    fingerprint: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error_kind is not None
 
 
 @dataclass(slots=True)
@@ -145,9 +156,18 @@ def _add_usage_columns(db: sqlite_utils.Database) -> None:
                 table.add_column(column, int, not_null_default=0)
 
 
+def _add_trial_outcome_columns(db: sqlite_utils.Database) -> None:
+    # Files made before migrations have an (unused) `error` column already.
+    table = db.table("trials")
+    for column in ("error_kind", "error", "fingerprint"):
+        if column not in table.columns_dict:
+            table.add_column(column, str)
+
+
 RESULTS_MIGRATIONS: list[Migration] = [
     ("results_0001_create_tables", _create_tables),
     ("results_0002_usage_columns", _add_usage_columns),
+    ("results_0003_trial_outcome", _add_trial_outcome_columns),
 ]
 
 # -- rows ---------------------------------------------------------------------------------------------------------
@@ -243,11 +263,11 @@ class ResultsDB:
         """Stores explanations in one transaction, replacing any with the same key."""
         self._put(EXPLANATIONS, rows)
 
-    def finished_trials(self, study: str) -> set[tuple[Any, ...]]:
-        """Keys (in `TRIAL_KEY` order) of a study's stored trials. Only finished trials are stored: a failed one has
-        no row, so a resumed run tries it again."""
-        sql = f"SELECT {', '.join(TRIAL_KEY)} FROM trials WHERE study = ?"
-        return {tuple(row) for row in self._conn.execute(sql, (study,))}
+    def finished_trials(self, study: str) -> dict[tuple[Any, ...], str | None]:
+        """Key (in `TRIAL_KEY` order) -> fingerprint of a study's trials that finished without an error (a failed
+        one is tried again on resume)."""
+        sql = f"SELECT {', '.join(TRIAL_KEY)}, fingerprint FROM trials WHERE study = ? AND error_kind IS NULL"
+        return {tuple(row[:-1]): row[-1] for row in self._conn.execute(sql, (study,))}
 
     def explanations(self, study: str) -> Iterator[ExplanationRow]:
         """A study's stored CoTs."""

@@ -29,6 +29,7 @@ from cotbridge.options import EnsembleOptions
 from cotbridge.records import Answer, Condition, Explanation, Problem, Variant
 from cotbridge.study.config import StudyConfig
 from cotbridge.study.explanations import CotKind, ExplanationSet, StudyCot
+from cotbridge.study.fingerprint import trial_fingerprint
 from cotbridge.study.results import ResultsDB, TrialRow
 
 T = TypeVar("T")
@@ -59,6 +60,21 @@ class RunSummary:
     explanations: int = 0
     failures: list[str] = field(default_factory=list)
     over_budget: int = 0  # items not run because they could have passed budget_usd
+    failed_trials: int = 0  # stored with their error; a resumed run tries them again
+    changed: int = 0  # stored trials done again because the study changed what decides them
+
+    def count(self, row: TrialRow) -> None:
+        """Counts a stored trial: run, over budget, or failed (listed with where and why)."""
+        if not row.failed:
+            self.trials += 1
+        elif row.error_kind == "BudgetExceeded":
+            if not self.over_budget:
+                self.failures.append(f"budget reached: {row.error}")
+            self.over_budget += 1
+        else:
+            self.failed_trials += 1
+            where = f"{row.condition}/{row.variant} {row.evaluator} <- {row.source or '-'} #{row.sample_index}"
+            self.failures.append(f"trials / {where}, problem {row.problem_id}: {row.error}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +86,34 @@ class TrialInput:
     source: str
     sample_index: int
     cot: Explanation | str
+    missing: str | None = None  # why the CoT is absent (its generation failed): the trial fails with it
+
+
+def failure_text(exc: BaseException) -> str:
+    """An error as stored and listed: cotbridge's own messages as they are, anything else with its class."""
+    return str(exc) if isinstance(exc, CotbridgeError) else f"{type(exc).__name__}: {exc}"
+
+
+def failed_row(
+    study: str, variant: Variant, evaluator: str, given: TrialInput, problem_id: str, kind: str, why: str
+) -> TrialRow:
+    """The stored row of a trial that failed: no answer, the error's kind and message."""
+    return TrialRow(
+        study=study,
+        condition=given.condition,
+        variant=variant,
+        evaluator=evaluator,
+        source=given.source,
+        sample_index=given.sample_index,
+        problem_id=problem_id,
+        mode="failed",
+        text=None,
+        answer=None,
+        normalized=None,
+        correct=None,
+        error_kind=kind,
+        error=why[:2000],
+    )
 
 
 def trial_row(study: str, variant: Variant, evaluator: str, given: TrialInput, result: Answer) -> TrialRow:
@@ -128,9 +172,9 @@ class _Phases:
             self.summary.over_budget += 1
             self.on_progress(Progress(phase=phase, model=name, done=1, error="over budget"))
             return
-        except CotbridgeError as exc:
-            self.summary.failures.append(f"{phase} / {name}: {exc}")
-            self.on_progress(Progress(phase=phase, model=name, done=1, error=str(exc)))
+        except Exception as exc:  # one item's failure, whatever it is, is that item's alone
+            self.summary.failures.append(f"{phase} / {name}: {failure_text(exc)}")
+            self.on_progress(Progress(phase=phase, model=name, done=1, error=failure_text(exc)))
             return
         store(result)
         self.on_progress(Progress(phase=phase, model=name, done=1, cached=cached(result)))
@@ -278,7 +322,8 @@ class StudyRunner:
         await self._phases.run("answer removal", jobs, lambda cot: self._keep([cot]))
 
     async def _trials(self, problems: list[Problem]) -> None:
-        """Every evaluator x variant x problem x condition, but those stored by an earlier run."""
+        """Every evaluator x variant x problem x condition, but those an earlier run finished with the same
+        fingerprint (a trial whose study changed is done again)."""
         finished = self.results.finished_trials(self.name)
         jobs: list[tuple[str, Awaitable[tuple[TrialRow, bool]]]] = []
         for variant in self.config.variants:
@@ -286,16 +331,19 @@ class StudyRunner:
                 for p in problems:
                     for given in self._trial_inputs(variant, evaluator, p):
                         key = (self.name, given.condition, variant, evaluator, given.source, given.sample_index, p.id)
-                        if key in finished:
+                        fingerprint = trial_fingerprint(
+                            self.config, evaluator, variant, given.condition, given.source, given.sample_index, p
+                        )
+                        if key in finished and finished[key] == fingerprint:
                             self.summary.skipped += 1
-                        else:
-                            jobs.append((evaluator, self._trial(evaluator, p, variant, given)))
+                            continue
+                        self.summary.changed += key in finished
+                        jobs.append((evaluator, self._trial(evaluator, p, variant, given, fingerprint)))
+        await self._phases.run("trials", jobs, self._store_trial, cached=lambda done: done[1])
 
-        def store(done: tuple[TrialRow, bool]) -> None:
-            self.results.put_trials([done[0]])
-            self.summary.trials += 1
-
-        await self._phases.run("trials", jobs, store, cached=lambda done: done[1])
+    def _store_trial(self, done: tuple[TrialRow, bool]) -> None:
+        self.results.put_trials([done[0]])
+        self.summary.count(done[0])
 
     # -- one item of a phase ------------------------------------------------------------------------------------
 
@@ -305,55 +353,99 @@ class StudyRunner:
             samples, temperature, seed = 1, 0.0, None
         else:
             samples, temperature, seed = study.samples, decoding.sampled_temperature, decoding.seed
-        made = await explain_samples(
-            self._model(name),
-            problem,
-            samples,
-            temperature=temperature,
-            seed=seed,
-            max_tokens=decoding.cot_max_tokens,
-            answer_max_tokens=decoding.answer_max_tokens,
-            answer_prefix=decoding.answer_prefix,
-        )
+        try:
+            made = await explain_samples(
+                self._model(name),
+                problem,
+                samples,
+                temperature=temperature,
+                seed=seed,
+                max_tokens=decoding.cot_max_tokens,
+                answer_max_tokens=decoding.answer_max_tokens,
+                answer_prefix=decoding.answer_prefix,
+            )
+        except Exception as exc:
+            self.cots.fail(self.config.variants, kind, name, problem.id, failure_text(exc))
+            raise
         return [StudyCot(Variant.FULL, kind, name, e) for e in made]
 
     async def _ensemble(
         self, name: str, problem: Problem, generators: list[Model], evaluators: list[Model], options: EnsembleOptions
     ) -> tuple[StudyCot, EnsembleTrace]:
-        made, trace = await build_ensemble(problem, generators, evaluators, options, name=f"ensemble:{name}")
+        try:
+            made, trace = await build_ensemble(problem, generators, evaluators, options, name=f"ensemble:{name}")
+        except Exception as exc:
+            self.cots.fail(self.config.variants, CotKind.ENSEMBLE, name, problem.id, failure_text(exc))
+            raise
         return StudyCot(Variant.FULL, CotKind.ENSEMBLE, name, made), trace
 
     async def _remove_answer(self, cot: StudyCot, filter_name: str | None) -> StudyCot:
-        if filter_name is None or filter_name == "rule":
-            filtered = remove_answer_by_rule(cot.explanation)
-        else:
-            filtered = await remove_answer(cot.explanation, self._model(filter_name))
+        try:
+            if filter_name is None or filter_name == "rule":
+                filtered = remove_answer_by_rule(cot.explanation)
+            else:
+                filtered = await remove_answer(cot.explanation, self._model(filter_name))
+        except Exception as exc:
+            problem_id = cot.explanation.problem_id
+            self.cots.fail([Variant.WITHOUT_ANSWER], cot.kind, cot.source, problem_id, failure_text(exc))
+            raise
         return replace(cot, variant=Variant.WITHOUT_ANSWER, explanation=filtered)
 
     def _trial_inputs(self, variant: Variant, evaluator: str, problem: Problem) -> Iterator[TrialInput]:
-        """Every trial of one evaluator on one problem whose CoT exists (a failed generation leaves its trials
-        out). Names are [models] and [ensembles] names."""
-        conditions, cots, pid = self.config.study.conditions, self.cots, problem.id
+        """Every trial of one evaluator on one problem. A trial whose CoT could not be made is still listed, with
+        the reason, so that it is stored as failed instead of silently missing. Names are [models] and
+        [ensembles] names."""
+        conditions, pid = self.config.study.conditions, problem.id
         if Condition.EMPTY in conditions and variant == Variant.FULL:
             yield TrialInput(Condition.EMPTY, "", 0, "")
-        if Condition.DEFAULT in conditions and (own := cots.get(variant, CotKind.GREEDY, evaluator, pid)) is not None:
-            yield TrialInput(Condition.DEFAULT, evaluator, 0, own)
+        if Condition.DEFAULT in conditions:
+            yield from self._given(variant, Condition.DEFAULT, CotKind.GREEDY, evaluator, pid, 1)
         if Condition.SAMPLED in conditions:
-            for e in cots.of_source(variant, CotKind.SAMPLED, evaluator, pid):
-                yield TrialInput(Condition.SAMPLED, evaluator, e.sample_index, e)
+            yield from self._given(
+                variant, Condition.SAMPLED, CotKind.SAMPLED, evaluator, pid, self.config.study.samples
+            )
         if Condition.ENSEMBLE in conditions:
             for name in self.config.ensembles:
-                if (built := cots.get(variant, CotKind.ENSEMBLE, name, pid)) is not None:
-                    yield TrialInput(Condition.ENSEMBLE, name, 0, built)
+                yield from self._given(variant, Condition.ENSEMBLE, CotKind.ENSEMBLE, name, pid, 1)
         if Condition.TRANSFER in conditions:
             for source in self.config.generators:
-                if (given := cots.get(variant, CotKind.GREEDY, source, pid)) is not None:
-                    yield TrialInput(Condition.TRANSFER, source, 0, given)
+                yield from self._given(variant, Condition.TRANSFER, CotKind.GREEDY, source, pid, 1)
+
+    def _given(
+        self, variant: Variant, condition: Condition, kind: CotKind, source: str, problem_id: str, expected: int
+    ) -> Iterator[TrialInput]:
+        """The trials of one condition and CoT source: one per CoT made, and one per CoT that failed."""
+        made = {e.sample_index: e for e in self.cots.of_source(variant, kind, source, problem_id)}
+        for index, cot in sorted(made.items()):
+            yield TrialInput(condition, source, index, cot)
+        why = self.cots.failure(variant, kind, source, problem_id)
+        if why is not None:
+            for index in range(expected):
+                if index not in made:
+                    yield TrialInput(condition, source, index, "", missing=f"its CoT could not be made: {why}")
 
     async def _trial(
+        self, evaluator_name: str, problem: Problem, variant: Variant, given: TrialInput, fingerprint: str
+    ) -> tuple[TrialRow, bool]:
+        """One trial's row, and whether its answer came from the cache. A failure is the trial's row too."""
+        if given.missing is not None:
+            row = failed_row(self.name, variant, evaluator_name, given, problem.id, "MissingCoT", given.missing)
+            return row, False
+        try:
+            row, cached = await self._answer(evaluator_name, problem, variant, given)
+        except Exception as exc:  # whatever one trial raises is that trial's failure
+            row, cached = (
+                failed_row(
+                    self.name, variant, evaluator_name, given, problem.id, type(exc).__name__, failure_text(exc)
+                ),
+                False,
+            )
+        row.fingerprint = fingerprint
+        return row, cached
+
+    async def _answer(
         self, evaluator_name: str, problem: Problem, variant: Variant, given: TrialInput
     ) -> tuple[TrialRow, bool]:
-        """One trial's row, and whether its answer came from the cache."""
         evaluator, decoding = self._model(evaluator_name), self.config.study.decoding
         cot = given.cot
         if given.condition == Condition.DEFAULT and variant == Variant.FULL and isinstance(cot, Explanation):

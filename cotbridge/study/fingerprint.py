@@ -1,0 +1,58 @@
+"""Fingerprints of trials: a digest of everything that decides a trial's answer, so that a study edited between
+runs redoes the trials the edit changed instead of reporting stale answers under the new settings.
+
+What counts: the evaluator's model and the options that change its output (model string, thinking format,
+injection, extra body), the CoT's origin (the source model, or the ensemble and its models), the decoding settings,
+the answer-removal filter for the without_answer variant, and the problem itself. What does not: prices, rate
+limits, concurrency, timeouts and server addresses, which change how a trial runs, not its answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cotbridge.cache.keys import canonical_json
+from cotbridge.records import Condition, Problem, Variant
+from cotbridge.study.config import StudyConfig
+
+# ModelOptions fields that change how a request runs but not what the model answers.
+_RUN_ONLY = {"base_url", "api_key_env", "max_concurrency", "timeout_s", "rpm", "tpm", "price", "generator", "evaluator"}
+
+
+def _model(config: StudyConfig, name: str) -> dict[str, Any]:
+    return config.models[name].model_dump(mode="json", exclude=_RUN_ONLY)
+
+
+def _origin(config: StudyConfig, condition: Condition, source: str, sample_index: int) -> dict[str, Any]:
+    if condition == Condition.EMPTY:
+        return {}
+    if condition == Condition.ENSEMBLE:
+        section = config.ensembles[source]
+        members = sorted({*section.generators, *section.evaluators})
+        return {"ensemble": section.model_dump(mode="json"), "models": {m: _model(config, m) for m in members}}
+    origin: dict[str, Any] = {"model": _model(config, source), "sample": sample_index}
+    if condition == Condition.SAMPLED:
+        origin["samples"] = config.study.samples
+    return origin
+
+
+def trial_fingerprint(
+    config: StudyConfig,
+    evaluator: str,
+    variant: Variant,
+    condition: Condition,
+    source: str,
+    sample_index: int,
+    problem: Problem,
+) -> str:
+    """A short digest of what decides one trial (see the module's docstring)."""
+    study = config.study
+    material = {
+        "evaluator": _model(config, evaluator),
+        "origin": _origin(config, condition, source, sample_index),
+        "decoding": study.decoding.model_dump(mode="json"),
+        "removal": study.filter_model if variant == Variant.WITHOUT_ANSWER else None,
+        "problem": {"prompt": problem.prompt, "gold": str(problem.gold)},
+    }
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
