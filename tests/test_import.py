@@ -46,6 +46,23 @@ def test_import_counts(genex_db: Path) -> None:
     assert sum(1 for t in trials if t.condition == "transfer" and t.answer is None) == 295
 
 
+def test_each_source_cot_is_kept_once_and_from_a_copy_that_has_it(genex_db: Path) -> None:
+    results = ResultsDB(genex_db)
+    sources = [e for e in results.explanations("genex") if e.kind == "greedy" and e.variant == "without_answer"]
+    results.close()
+    # 9 sources x 100 problems, each riding along in 5 transfer files; some copies lost the CoT in the reference run
+    assert len(sources) == 900 and len({(e.source, e.problem_id) for e in sources}) == 900
+    copies: dict[tuple[str, str], list[bool]] = {}
+    for path in (GENEX / "outputs").glob("*_thoughts_to_*_zero_shot_without_answer.jsonl"):
+        source = path.name.split("_thoughts_to_")[0]
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            has_cot = bool((row.get("LLM Raw Thinking") or "").strip())
+            copies.setdefault((source, str(row["Row Number"])), []).append(has_cot)
+    without = {(e.source, e.problem_id) for e in sources if not (e.cot or "").strip()}
+    assert without == {key for key, found in copies.items() if not any(found)}, "a copy with the CoT must win"
+
+
 def test_paper_report_json(genex_db: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "cotbridge.cli", "report", str(genex_db), "--metric", "paper", "--format", "json"],

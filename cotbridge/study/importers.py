@@ -230,15 +230,29 @@ def import_genex(
     evaluators = sorted(targets or {f.evaluator for f in files})
     summary = ImportSummary(evaluators=tuple(evaluators))
     results.save_study(study, {"imported_from": str(outputs), "evaluators": evaluators})
+    sources: dict[tuple[str, str], ExplanationRow] = {}
     for item in files:
         if item.condition == Condition.TRANSFER:
             rows = _transfer_rows(study, item, rescore)
+            for row in rows.explanations:
+                _keep_best_copy(sources, row)
         else:
             rows = _own_rows(study, item, rescore, evaluator=item.evaluator in evaluators)
+            results.put_explanations(rows.explanations)
+            summary.explanations += len(rows.explanations)
         results.put_trials(rows.trials)
-        results.put_explanations(rows.explanations)
         summary.files += 1
         summary.trials += len(rows.trials)
-        summary.explanations += len(rows.explanations)
         summary.crashed += rows.crashed
+    results.put_explanations(list(sources.values()))
+    summary.explanations += len(sources)
     return summary
+
+
+def _keep_best_copy(sources: dict[tuple[str, str], ExplanationRow], row: ExplanationRow) -> None:
+    """A source's CoT rides along in every transfer file of that source, and some copies lost it when the reference
+    run crashed: keep one copy per source and problem, one that has its CoT wherever any copy does."""
+    key = (row.source, row.problem_id)
+    kept = sources.get(key)
+    if kept is None or (not (kept.cot or "").strip() and (row.cot or "").strip()):
+        sources[key] = row
