@@ -182,6 +182,21 @@ def test_renderers(results: ResultsDB) -> None:
     assert "<td class=l>transfer:b</td>" in page and "Tokens and cost per model and condition" in page
 
 
+def test_every_number_says_its_metric(results: ResultsDB) -> None:
+    report = build_report(results, "s", "paper")
+    (first, *_) = json.loads(render_json(report))["conditions"]
+    assert first["metric"] == "paper" and first["breakdown"]["metric"] == "strict"
+    assert set(first["breakdown"]) == {"metric", "coverage", "consistent_correct", "consistent_wrong", "inconsistent"}
+    header = next(csv.reader(io.StringIO(render_csv(report))))
+    assert {"paper_mean", "paper_coverage", "strict_consistent_correct", "strict_coverage"} <= set(header)
+    assert not {"mean", "coverage", "consistent_correct"} & set(header), "no column without its metric"
+    page = render_html(report)
+    assert "<th>mean (paper)</th>" in page and "<th>inconsistent (strict)</th>" in page
+    # the breakdown's coverage is the strict one, not the paper's
+    summary = report.conditions[0]
+    assert first["breakdown"]["coverage"] == summary.breakdown_coverage
+
+
 def test_report_data_needs_no_renderer_and_metrics_do_no_io() -> None:
     modules = "{'rich', 'html', 'cotbridge.analysis.render'}"
     code = f"import sys, cotbridge.analysis.report; print(sorted({modules} & set(sys.modules)))"

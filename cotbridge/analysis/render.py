@@ -145,9 +145,9 @@ def render_json(report: Report) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """One CSV row per condition and variant with every `ConditionSummary` field ("" when there is none)."""
+    """One CSV row per condition and variant, every number's column named with its metric ("" when there is none)."""
     out = io.StringIO()
-    rows = [c.as_json() for c in report.conditions]
+    rows = [c.columns() for c in report.conditions]
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -187,10 +187,12 @@ def render_html(report: Report) -> str:
 
 
 def _html_consistency(report: Report) -> list[str]:
+    m = html.escape(report.metric)
     parts = [
         "<table><caption>Consistency per condition</caption><tr><th class=l>condition</th><th class=l>variant</th>"
-        "<th>mean</th><th>std</th><th>95% CI</th><th>pairs</th><th>coverage</th><th>cons.+correct</th>"
-        "<th>cons.+wrong</th><th>inconsistent</th></tr>"
+        f"<th>mean ({m})</th><th>std ({m})</th><th>95% CI ({m})</th><th>pairs</th><th>coverage ({m})</th>"
+        "<th>cons.+correct (strict)</th><th>cons.+wrong (strict)</th><th>inconsistent (strict)</th>"
+        "<th>coverage (strict)</th></tr>"
     ]
     for c in report.conditions:
         parts.append(
@@ -198,7 +200,7 @@ def _html_consistency(report: Report) -> list[str]:
             f"<td style='background:{_heat(c.mean)}'>{_fmt(c.mean)}</td><td>{_fmt(c.std)}</td>"
             f"<td>{_fmt(c.ci_low)}&ndash;{_fmt(c.ci_high)}</td><td>{c.pairs}</td><td>{_fmt(c.coverage)}</td>"
             f"<td>{_fmt(c.consistent_correct)}</td><td>{_fmt(c.consistent_wrong)}</td>"
-            f"<td>{_fmt(c.inconsistent)}</td></tr>"
+            f"<td>{_fmt(c.inconsistent)}</td><td>{_fmt(c.breakdown_coverage)}</td></tr>"
         )
     parts.append("</table>")
     return parts

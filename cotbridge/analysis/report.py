@@ -72,8 +72,9 @@ GatheredData = dict[tuple[ConditionKey, str], dict[str, dict[str, AnswerRow]]]
 
 @dataclass(slots=True)
 class ConditionSummary:
-    """One condition and variant's consistency (mean and population std over evaluator pairs, bootstrap CI over
-    problems, coverage) and the strict metric's consistent-correct / consistent-wrong / inconsistent breakdown."""
+    """One condition and variant's consistency by the report's `metric` (mean and population std over evaluator
+    pairs, bootstrap CI over problems, coverage) and, always by the strict metric, the consistent-correct /
+    consistent-wrong / inconsistent breakdown with its own coverage (`breakdown_coverage`)."""
 
     name: str
     variant: str
@@ -89,10 +90,28 @@ class ConditionSummary:
     inconsistent: float
     evaluators: int
     problems: int
+    breakdown_coverage: float = math.nan
 
     def as_json(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict, nan as None."""
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        """A JSON-ready dict (nan as None) in which every number says its metric: the top-level ones are the report's
+        (`metric`), the breakdown's are in `breakdown` with `"metric": "strict"`."""
+        plain = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        breakdown = {"metric": "strict", "coverage": plain.pop("breakdown_coverage")}
+        breakdown |= {k: plain.pop(k) for k in BREAKDOWN}
+        return {**plain, "breakdown": breakdown}
+
+    def columns(self) -> dict[str, Any]:
+        """Flat columns named by their metric (`paper_mean`, `strict_inconsistent`, ...), for CSV."""
+        data = self.as_json()
+        breakdown = data.pop("breakdown")
+        named = {k: v for k, v in data.items() if k not in METRIC_COLUMNS}
+        named |= {f"{self.metric}_{k}": data[k] for k in METRIC_COLUMNS}
+        return named | {f"strict_{k}": v for k, v in breakdown.items() if k != "metric"}
+
+
+# The columns computed by the report's metric, and those of the strict breakdown.
+METRIC_COLUMNS = ("mean", "std", "pairs", "ci_low", "ci_high", "coverage")
+BREAKDOWN = ("consistent_correct", "consistent_wrong", "inconsistent")
 
 
 @dataclass(slots=True)
@@ -196,6 +215,7 @@ def _summarize(
         consistent_correct=strict.consistent_correct,
         consistent_wrong=strict.consistent_wrong,
         inconsistent=strict.inconsistent,
+        breakdown_coverage=strict.coverage,
         evaluators=len(condition),
         problems=len({pid for rows in condition.values() for pid in rows}),
     )
