@@ -15,6 +15,14 @@ The `model` field of each request picks the behaviour, so one server covers ever
                 ignores `echo`, as llama.cpp does)
   limit-used-up answers 200 but says in rate-limit headers that the request limit is used up for 1 s
   limit-429     answers 429 without Retry-After the first time, the reset only in rate-limit headers (1 s)
+  retry-after-day / retry-after-date / retry-after-inf
+                answer 429 the first time, asking to wait 86400 s, until an HTTP date a day ahead, or `inf`
+  no-quota      answers 429 with OpenAI's `insufficient_quota` error, every time
+  redirect      answers 302 to /redirected, which serves a chat completion to a GET
+  huge          answers 200 with a chat completion of `huge_bytes` bytes, sent in chunks without a length
+  body-null, choices-strings, content-parts, usage-many, lone-surrogate
+                answer 200 with a body outside the chat format in one way: `null`, `choices: ["x"]`, the content
+                as a list of text parts, `prompt_tokens: "many"`, a `\\ud800` escape in the content
 Besides the OpenAI chat format it answers in three hosted wire formats, each as its API reference documents:
 OpenAI's Responses API (`POST /v1/responses`, with a reasoning summary), Anthropic's Messages API
 (`POST /v1/messages`, with a signed thinking block) and Gemini's generateContent
@@ -150,9 +158,33 @@ def gemini_answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+DAY_S = 86400
+
+
+def malformed_body(model: str, reply: dict[str, Any]) -> bytes | None:
+    """The body of one of the malformed-200 behaviours (see the module docstring); None for other models."""
+    if model == "body-null":
+        return b"null"
+    if model == "choices-strings":
+        reply["choices"] = ["x"]
+    elif model == "content-parts":
+        text = reply["choices"][0]["message"]["content"]
+        reply["choices"][0]["message"]["content"] = [{"type": "text", "text": text}, {"type": "text", "text": "!"}]
+    elif model == "usage-many":
+        reply["usage"]["prompt_tokens"] = "many"
+    elif model == "lone-surrogate":
+        reply["choices"][0]["message"]["content"] = "half SURROGATE"
+        return json.dumps(reply).replace("SURROGATE", "\\ud800").encode()
+    else:
+        return None
+    return json.dumps(reply).encode()
+
+
 class FaultServer:
-    def __init__(self, slow_s: float = 0.05) -> None:
+    def __init__(self, slow_s: float = 0.05, huge_bytes: int = 3 * 2**20) -> None:
         self.slow_s = slow_s
+        self.huge_bytes = huge_bytes
+        self.redirect_gets = 0
         self.requests: Counter[str] = Counter()
         self.total = 0
         self.in_flight: Counter[str] = Counter()
@@ -181,6 +213,7 @@ class FaultServer:
             self.bodies.clear()
             self.auth_headers.clear()
             self._seen.clear()
+            self.redirect_gets = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -190,11 +223,16 @@ class FaultServer:
         app.router.add_post("/v1/messages", self.handle)
         app.router.add_post("/v1beta/models/{target}", self.handle)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/redirected", self.redirected)
         app.router.add_get("/stats", self.stats)
         return app
 
     async def models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "ok", "object": "model"}]})
+
+    async def redirected(self, request: web.Request) -> web.Response:
+        self.redirect_gets += 1
+        return web.json_response(completion_for({"model": "redirected", "messages": []}))
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({"total": self.total, "requests": dict(self.requests)})
@@ -257,11 +295,40 @@ class FaultServer:
         elif model == "limit-used-up":
             reset = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}
             return web.json_response(self._answer(request, body), headers=reset)
+        elif model.startswith("retry-after-") and first_time:
+            wait = {"day": str(DAY_S), "inf": "inf"}.get(model[len("retry-after-") :])
+            wait = wait or (datetime.now(UTC) + timedelta(seconds=DAY_S)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": wait})
+        elif model == "no-quota":
+            error = {"message": "You exceeded your current quota", "type": "insufficient_quota"}
+            return web.json_response({"error": {**error, "code": "insufficient_quota"}}, status=429)
+        elif model == "redirect":
+            raise web.HTTPFound(f"{self.root_url}/redirected")
+        elif model == "huge":
+            return await self._huge(request, body)
+        elif (bad := malformed_body(model, completion_for(body))) is not None:
+            return web.Response(body=bad, content_type="application/json")
         elif model == "limit-429" and first_time:
             when = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()  # Anthropic sends an RFC 3339 time
             reset = {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": when}
             return web.json_response({"error": {"message": "rate limited"}}, status=429, headers=reset)
         return web.json_response(self._answer(request, body))
+
+    async def _huge(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """A chat completion padded to `huge_bytes`, streamed in 64 KiB chunks with no Content-Length."""
+        head = json.dumps(completion_for(body))[:-1].encode() + b', "padding": "'
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(head)
+        chunk = b"x" * 65536
+        try:
+            for _ in range(self.huge_bytes // len(chunk) + 1):
+                await response.write(chunk)
+            await response.write(b'"}')
+        except (ConnectionResetError, RuntimeError):
+            pass  # the client stopped reading, as it should
+        return response
 
     @staticmethod
     def _answer(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:

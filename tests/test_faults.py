@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,9 @@ from cotbridge import (
     RetryPolicy,
     UnsupportedOperation,
 )
+from cotbridge.providers.openai_compat import OpenAICompatProvider
+from cotbridge.providers.transport import Endpoint
+from cotbridge.records import BridgeStats
 from tests.fault_server import FaultServer
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_wait_s=0.05, max_wait_s=0.2, jitter_s=0.01)
@@ -141,3 +145,98 @@ async def test_extra_body_of_a_model_reaches_every_request(faults: FaultServer) 
         await m.chat(ASK)
         await m.complete("Once", max_tokens=2)
     assert all(body["top_k"] == 5 for body in faults.bodies)
+
+
+@pytest.mark.parametrize("asked", ["day", "date"])
+async def test_a_wait_past_max_retry_after_fails_at_once_and_pauses_nothing(faults: FaultServer, asked: str) -> None:
+    async with Bridge(retry=FAST_RETRY) as bridge:
+        m = bridge.model(f"openai-compatible/retry-after-{asked}", base_url=faults.base_url)
+        with pytest.raises(APIStatusError) as info:
+            await asyncio.wait_for(m.chat(ASK), 5)
+        started = time.perf_counter()
+        await asyncio.wait_for(bridge.model("openai-compatible/ok", base_url=faults.base_url).chat(ASK), 5)
+    assert time.perf_counter() - started < 2, "the endpoint stayed paused"
+    assert info.value.status == 429 and faults.requests[f"retry-after-{asked}"] == 1
+    assert "more than max_retry_after_s = 300" in str(info.value)
+    assert "retry after 8640" in str(info.value) if asked == "day" else "retry after 86" in str(info.value)
+
+
+async def test_retry_after_inf_is_no_wait(faults: FaultServer) -> None:
+    async with Bridge(retry=FAST_RETRY) as bridge:
+        c = await asyncio.wait_for(
+            bridge.model("openai-compatible/retry-after-inf", base_url=faults.base_url).chat(ASK), 5
+        )
+        await asyncio.wait_for(bridge.model("openai-compatible/ok", base_url=faults.base_url).chat(ASK), 2)
+    assert c.text.startswith("answer") and faults.requests["retry-after-inf"] == 2
+
+
+async def test_no_quota_fails_at_once(faults: FaultServer) -> None:
+    async with Bridge(retry=FAST_RETRY) as bridge:
+        with pytest.raises(APIStatusError, match="account has no quota") as info:
+            await bridge.model("openai-compatible/no-quota", base_url=faults.base_url).chat(ASK)
+    assert info.value.status == 429 and faults.requests["no-quota"] == 1
+
+
+async def test_no_quota_through_the_openai_sdk_fails_at_once(
+    faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-quota-test")
+    async with Bridge(retry=FAST_RETRY) as bridge:
+        with pytest.raises(APIStatusError, match="account has no quota") as info:
+            await bridge.model("openai/no-quota", base_url=faults.base_url).chat(ASK)
+    assert info.value.status == 429 and faults.requests["no-quota"] == 1
+    assert "sk-quota-test" not in str(info.value)
+
+
+async def test_a_redirect_is_not_followed(faults: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-redirect-test")
+    async with Bridge(retry=FAST_RETRY) as bridge:
+        for model in ("openai-compatible/redirect", "openai/redirect"):
+            with pytest.raises(APIStatusError, match="redirects to .*/redirected") as info:
+                await bridge.model(model, base_url=faults.base_url).chat(ASK)
+            assert info.value.status == 302
+    assert faults.redirect_gets == 0 and faults.requests["redirect"] == 2
+
+
+async def test_a_response_over_the_size_cap_fails_at_once(faults: FaultServer) -> None:
+    endpoint = Endpoint(
+        faults.base_url,
+        api_key=None,
+        max_concurrency=2,
+        timeout_s=10,
+        retry=FAST_RETRY,
+        stats=BridgeStats(),
+        max_response_bytes=2**20,
+    )
+    provider = OpenAICompatProvider("openai-compatible/huge", "huge", endpoint)
+    try:
+        with pytest.raises(MalformedResponseError, match="more than max_response_bytes = 1,048,576"):
+            await provider.chat({"model": "huge", "messages": ASK})
+        assert faults.requests["huge"] == 1
+        assert (await provider.chat({"model": "ok", "messages": ASK}))["choices"]  # the endpoint still works
+    finally:
+        await endpoint.aclose()
+
+
+@pytest.mark.parametrize("model", ["body-null", "choices-strings", "usage-many"])
+async def test_a_malformed_200_fails_that_request_only(faults: FaultServer, model: str) -> None:
+    async with Bridge(retry=FAST_RETRY) as bridge:
+        bad, ok = await asyncio.gather(
+            bridge.model(f"openai-compatible/{model}", base_url=faults.base_url).chat(ASK),
+            bridge.model("openai-compatible/ok", base_url=faults.base_url).chat(ASK),
+            return_exceptions=True,
+        )
+    assert isinstance(bad, MalformedResponseError), repr(bad)
+    assert "is not a chat completion" in str(bad) and "after 3 attempts" in str(bad)  # retried like non-JSON
+    assert not isinstance(ok, BaseException) and ok.text.startswith("answer")
+
+
+async def test_content_parts_are_joined_and_lone_surrogates_replaced(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "cache.db"
+    for _ in range(2):  # fresh from the server, then from the cache
+        async with Bridge(cache=db, retry=FAST_RETRY) as bridge:
+            parts = await bridge.model("openai-compatible/content-parts", base_url=faults.base_url).chat(ASK)
+            surrogate = await bridge.model("openai-compatible/lone-surrogate", base_url=faults.base_url).chat(ASK)
+        assert parts.text.startswith("answer") and parts.text.endswith("#0!")
+        assert surrogate.text == "half \ufffd"
+    assert faults.requests["content-parts"] == 1 and faults.requests["lone-surrogate"] == 1

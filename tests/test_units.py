@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from cotbridge.cache.keys import request_key
 from cotbridge.formats import split_inline_thinking, split_reasoning
-from cotbridge.providers.ratelimit import parse_retry_after
+from cotbridge.providers.ratelimit import parse_reset, parse_retry_after, retry_wait_s
 from cotbridge.providers.response import is_cacheable_choice, parse_logprobs, parse_usage
 from cotbridge.providers.transport import public_url
 
@@ -151,3 +151,11 @@ def test_retry_after_seconds_and_dates() -> None:
 
 def test_public_url_drops_credentials() -> None:
     assert public_url("https://user:secret@Host.example:8443/v1/?token=x") == "https://host.example:8443/v1"
+
+
+def test_non_finite_waits_are_no_waits() -> None:
+    for value in ("inf", "-inf", "nan", "Infinity", "1e400"):
+        assert parse_retry_after(value) is None and parse_reset(value) is None, value
+    assert retry_wait_s({"retry-after-ms": "inf"}) is None
+    assert retry_wait_s({"x-ratelimit-remaining-requests": "nan", "x-ratelimit-reset-requests": "1s"}) is None
+    assert parse_retry_after("Mon, 01 Jan 99999 00:00:00 GMT") is None

@@ -300,7 +300,7 @@ class RequestPipeline:
         """Splits a response into one response per sample (each with its own single choice); counts tokens."""
         if computed:
             return [response]
-        choices = response.get("choices")
+        choices = response.get("choices") if isinstance(response, dict) else None
         if not isinstance(choices, list) or len(choices) < count:
             got = len(choices) if isinstance(choices, list) else 0
             raise MalformedResponseError(

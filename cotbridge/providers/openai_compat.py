@@ -17,6 +17,7 @@ from cotbridge.errors import APIStatusError, MalformedResponseError, Unsupported
 from cotbridge.providers.base import BaseProvider, Capabilities
 from cotbridge.providers.response import parse_logprobs
 from cotbridge.providers.transport import Endpoint
+from cotbridge.providers.wire import CHAT, JSON, MODELS, PROMPT, TEXT, TOKEN_IDS, TOKEN_PIECES, Wire
 from cotbridge.records import ContinuationScore, Message, TokenLogprob
 
 
@@ -60,14 +61,14 @@ class OpenAICompatProvider(BaseProvider):
     def chat(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         if self.chat_extra:
             body = {**self.chat_extra, **body}
-        return self.endpoint.request("POST", "/chat/completions", body, model=self.model_name)
+        return self.endpoint.request("POST", "/chat/completions", body, model=self.model_name, wire=CHAT)
 
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
-        return self.endpoint.request("POST", "/completions", body, model=self.model_name)
+        return self.endpoint.request("POST", "/completions", body, model=self.model_name, wire=TEXT)
 
     async def health(self) -> dict[str, Any]:
         """Lists the served models; raises ProviderError when the server is down."""
-        listing = await self.endpoint.request("GET", "/models", model=self.model_name)
+        listing = await self.endpoint.request("GET", "/models", model=self.model_name, wire=MODELS)
         served = [m.get("id") for m in (listing.get("data") or []) if isinstance(m, dict)]
         return {"ok": True, "served_models": served}
 
@@ -118,9 +119,9 @@ class OpenAICompatProvider(BaseProvider):
 class _TokenizingProvider(OpenAICompatProvider):
     """Servers with a tokenizer and chat template endpoint: continuations are scored on exact token ids."""
 
-    async def _root_request(self, path: str, body: dict[str, Any]) -> Any:
+    async def _root_request(self, path: str, body: dict[str, Any], wire: Wire) -> Any:
         # /tokenize, /detokenize and /apply-template live at the server root, beside /v1.
-        return await self.endpoint.request("POST", path, body, model=self.model_name, root=True)
+        return await self.endpoint.request("POST", path, body, model=self.model_name, wire=wire, root=True)
 
     async def continuation_ids(
         self, prompt: str | list[int] | list[Message], continuation: str
@@ -166,7 +167,7 @@ class VLLMProvider(_TokenizingProvider):
 
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
         result = await self._root_request(
-            "/tokenize", {"model": self.served_model, "prompt": text, "add_special_tokens": add_special}
+            "/tokenize", {"model": self.served_model, "prompt": text, "add_special_tokens": add_special}, TOKEN_IDS
         )
         return [int(t) for t in result["tokens"]]
 
@@ -179,12 +180,13 @@ class VLLMProvider(_TokenizingProvider):
                 "add_generation_prompt": True,
                 "add_special_tokens": False,
             },
+            TOKEN_IDS,
         )
-        detok = await self._root_request("/detokenize", {"model": self.served_model, "tokens": ids["tokens"]})
+        detok = await self._root_request("/detokenize", {"model": self.served_model, "tokens": ids["tokens"]}, PROMPT)
         return str(detok["prompt"])
 
     async def health(self) -> dict[str, Any]:
-        await self.endpoint.request("GET", "/health", model=self.model_name, root=True, expect_json=False)
+        await self.endpoint.request("GET", "/health", model=self.model_name, root=True, wire=None)
         return await super().health()
 
     async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
@@ -203,9 +205,9 @@ class VLLMProvider(_TokenizingProvider):
         logprobs = (response.get("choices") or [{}])[0].get("logprobs") or {}
         tokens = logprobs.get("tokens") or []
         values = logprobs.get("token_logprobs") or []
-        if len(values) < len(full):
+        if len(values) < len(full) or None in values[len(prompt_ids) : len(full)]:
             raise MalformedResponseError(
-                f"echo returned {len(values)} prompt log-probs for a {len(full)}-token prompt",
+                f"echo returned {len(values)} prompt log-probs for a {len(full)}-token prompt, or none for some",
                 model=self.model_name,
                 endpoint=self.endpoint.public_url,
             )
@@ -231,15 +233,15 @@ class LlamaCppProvider(_TokenizingProvider):
     chat_adds_special = True
 
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
-        result = await self._root_request("/tokenize", {"content": text, "add_special": add_special})
+        result = await self._root_request("/tokenize", {"content": text, "add_special": add_special}, TOKEN_IDS)
         return [int(t) for t in result["tokens"]]
 
     async def render_chat(self, messages: list[Message]) -> str:
-        result = await self._root_request("/apply-template", {"messages": messages})
+        result = await self._root_request("/apply-template", {"messages": messages}, PROMPT)
         return str(result["prompt"])
 
     async def health(self) -> dict[str, Any]:
-        await self.endpoint.request("GET", "/health", model=self.model_name, root=True)
+        await self.endpoint.request("GET", "/health", model=self.model_name, root=True, wire=JSON)
         return await super().health()
 
     async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
@@ -272,7 +274,8 @@ class LlamaCppProvider(_TokenizingProvider):
     async def _has_partial_utf8_pieces(self, text: str) -> bool:
         """Whether the tokenizer spells part of `text` with byte tokens that are not UTF-8 on their own: llama.cpp's
         grammar engine rejects such a token in a token-id grammar ("empty grammar stack")."""
-        result = await self._root_request("/tokenize", {"content": text, "add_special": False, "with_pieces": True})
+        request = {"content": text, "add_special": False, "with_pieces": True}
+        result = await self._root_request("/tokenize", request, TOKEN_PIECES)
         return any(not isinstance(t.get("piece"), str) for t in result.get("tokens", []) if isinstance(t, dict))
 
     async def _score_text_grammar(self, prompt_ids: list[int], continuation: str, n_tokens: int) -> ContinuationScore:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cotbridge.errors import MalformedResponseError, UnsupportedOperation
+from cotbridge.errors import UnsupportedOperation
 from cotbridge.providers.sdk import DEFAULT_THINKING_BUDGET, SDKProvider, plain_headers, sampling_free
 from cotbridge.providers.transport import TransientFailure
+from cotbridge.providers.wire import RESPONSES
 
 _FINISH = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
@@ -109,6 +110,8 @@ class OpenAIResponsesProvider(SDKProvider):
                 base_url=self.endpoint.base_url,
                 max_retries=0,
                 timeout=self.endpoint.timeout_s,
+                # The SDK follows redirects by default, and a redirected POST comes back as a GET.
+                http_client=openai.DefaultAsyncHttpxClient(follow_redirects=False),
             )
         return self._client
 
@@ -123,16 +126,13 @@ class OpenAIResponsesProvider(SDKProvider):
         model, messages = request.pop("model"), request.pop("input")
         raw = await self._sdk().responses.with_raw_response.create(model=model, input=messages, extra_body=request)
         self.endpoint.note_rate_limit_headers(plain_headers(raw.headers))
+        body = raw.http_response.content
+        if len(body) > self.endpoint.max_response_bytes:
+            raise self.endpoint.too_large(self.model_name, raw.http_response.status_code, f"{len(body):,} bytes")
         try:
-            return chat_shape(raw.http_response.json())
+            return chat_shape(RESPONSES.parse(body))
         except ValueError as exc:  # like a malformed body on any endpoint: worth another try
-            raise TransientFailure(
-                MalformedResponseError(
-                    f"not a Responses API answer ({str(exc)[:80]})",
-                    model=self.model_name,
-                    endpoint=self.endpoint.public_url,
-                )
-            ) from None
+            raise TransientFailure(self.endpoint.malformed(self.model_name, None, f"the answer {exc}")) from None
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import re
 import time
 from collections import deque
@@ -105,20 +106,28 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
+def _finite(value: str) -> float | None:
+    """A number from a header, or None for text, inf and nan (no wait is forever or undefined)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def parse_reset(value: str | None, now: float | None = None) -> float | None:
@@ -131,11 +140,8 @@ def parse_reset(value: str | None, now: float | None = None) -> float | None:
     parts = _DURATION_PART.findall(value)
     if parts and "".join(number + unit for number, unit in parts) == value:
         return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
-    try:
-        number = float(value)
-    except ValueError:
-        pass
-    else:
+    number = _finite(value)
+    if number is not None:
         if number > 1e12:  # epoch milliseconds
             return max(0.0, number / 1000 - now)
         if number > 1e9:  # epoch seconds
@@ -143,7 +149,7 @@ def parse_reset(value: str | None, now: float | None = None) -> float | None:
         return max(0.0, number)
     try:
         return max(0.0, datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - now)
-    except ValueError:
+    except (ValueError, OverflowError):
         return parse_retry_after(value)
 
 
@@ -154,11 +160,8 @@ def limit_wait_s(headers: Mapping[str, str]) -> float | None:
         remaining = headers.get(remaining_name)
         if remaining is None:
             continue
-        try:
-            exhausted = float(remaining) <= 0
-        except ValueError:
-            continue
-        if exhausted:
+        count = _finite(remaining)
+        if count is not None and count <= 0:
             reset = parse_reset(headers.get(reset_name))
             if reset is not None:
                 wait = reset if wait is None else max(wait, reset)
@@ -171,10 +174,7 @@ def retry_wait_s(headers: Mapping[str, str]) -> float | None:
     wait = parse_retry_after(headers.get("retry-after"))
     if wait is not None:
         return wait
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
+    milliseconds = _finite(headers.get("retry-after-ms") or "")
+    if milliseconds is not None:
+        return max(0.0, milliseconds / 1000)
     return limit_wait_s(headers)

@@ -13,7 +13,8 @@ from typing import Any
 from cotbridge.errors import ProviderError
 from cotbridge.providers.base import BaseProvider, Capabilities
 from cotbridge.providers.ratelimit import estimate_tokens
-from cotbridge.providers.transport import Endpoint, TransientFailure
+from cotbridge.providers.transport import NO_QUOTA_CODES, Endpoint, TransientFailure
+from cotbridge.providers.wire import CHAT
 
 # Anthropic and Gemini bill thinking against the output limit, and OpenAI's reasoning tokens count against
 # max_output_tokens: a request's max_tokens is kept for the visible answer and this budget is added for the
@@ -67,13 +68,17 @@ class SDKProvider(BaseProvider):
     async def _translated(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
             answer = await self._attempt(request)
-            # The cache stores the body cotbridge was asked for; this is what the vendor got (no key in it).
-            answer["vendor_request"] = request
-            return answer
         except (ProviderError, TransientFailure):
             raise
         except Exception as exc:  # every SDK error, whatever its class, becomes a cotbridge error
             raise self.translate_error(exc) from None
+        try:
+            answer = CHAT.check(answer)
+        except ValueError as exc:  # like a malformed body on any endpoint: worth another try
+            raise TransientFailure(self.endpoint.malformed(self.model_name, None, f"the answer {exc}")) from None
+        # The cache stores the body cotbridge was asked for; this is what the vendor got (no key in it).
+        answer["vendor_request"] = request
+        return answer
 
     async def _attempt(self, request: dict[str, Any]) -> dict[str, Any]:
         """One call with the shaped request; returns the answer in chat-completion shape."""
@@ -90,7 +95,8 @@ class SDKProvider(BaseProvider):
             return self.endpoint.connection_failure(self.model_name, exc)
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):
-            return self.endpoint.status_failure(status, _error_text(exc), _error_headers(exc), self.model_name)
+            text, headers = _error_text(exc), _error_headers(exc)
+            return self.endpoint.status_failure(status, text, headers, self.model_name, _error_codes(exc))
         return ProviderError(
             f"{type(exc).__name__}: {self.endpoint.redact(str(exc))[:300]}",
             model=self.model_name,
@@ -110,6 +116,22 @@ def _error_text(exc: Exception) -> str:
         if isinstance(message, str):
             return message
     return getattr(exc, "message", None) or str(exc)
+
+
+def _error_codes(exc: Exception) -> frozenset[str]:
+    """The error's `type` and `code`: the openai SDK keeps them as attributes, litellm in the message text."""
+    codes = {value for value in (getattr(exc, "type", None), getattr(exc, "code", None)) if isinstance(value, str)}
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            codes.update(value for value in (error.get("type"), error.get("code")) if isinstance(value, str))
+    return frozenset(codes | _quoted_codes(str(exc)))
+
+
+def _quoted_codes(text: str) -> set[str]:
+    """Quota codes named in an error's text (litellm flattens the vendor's error body into its message)."""
+    return {code for code in NO_QUOTA_CODES if f"'{code}'" in text or f'"{code}"' in text}
 
 
 def _error_headers(exc: Exception) -> Mapping[str, str]:

@@ -1,7 +1,9 @@
 """HTTP transport for one endpoint: an aiohttp session, a bound on in-flight requests, timeouts and retries.
 
 Retries: only transient failures (connection errors, timeouts, malformed bodies, 408, 409, 429, 5xx),
-exponential backoff with jitter, never sooner than the server's Retry-After. Every other 4xx fails at once.
+exponential backoff with jitter, never sooner than the server's Retry-After. Every other 4xx fails at once, and so
+do a wait asked for that is longer than `max_retry_after_s`, a 429 that says the account has no quota, a redirect
+(never followed: a POST would come back as a GET to wherever it points) and a body over `max_response_bytes`.
 The final error names the model, the endpoint and the status, never a header or a key.
 """
 
@@ -33,10 +35,22 @@ from cotbridge.errors import (
 )
 from cotbridge.options import RetryPolicy
 from cotbridge.providers.ratelimit import limit_wait_s, retry_wait_s
+from cotbridge.providers.wire import Wire
 from cotbridge.records import BridgeStats
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20
 _ERROR_TEXT_LIMIT = 300
+# 429s that waiting does not cure: OpenAI's account quota and spend limits (`error.type` or `error.code`).
+NO_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "credit_balance_exhausted",
+        "organization_spend_limit_exceeded",
+        "project_spend_limit_exceeded",
+        "organization_usage_limit_exceeded",
+    }
+)
 
 
 class TransientFailure(Exception):
@@ -64,6 +78,17 @@ def server_root(base_url: str) -> str:
     return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
 
 
+def error_codes(text: str) -> frozenset[str]:
+    """The `error.type` and `error.code` of an OpenAI-style error body; empty when it is not one."""
+    try:
+        error = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        return frozenset()
+    if not isinstance(error, dict):
+        return frozenset()
+    return frozenset(value for value in (error.get("type"), error.get("code")) if isinstance(value, str))
+
+
 class Endpoint:
     """One server base URL shared by every model served from it.
 
@@ -81,8 +106,10 @@ class Endpoint:
         retry: RetryPolicy,
         stats: BridgeStats,
         watch_rate_limit_headers: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.max_response_bytes = max_response_bytes
         self.root_url = server_root(self.base_url)
         self.public_url = public_url(self.base_url)
         self.max_concurrency = max_concurrency
@@ -125,7 +152,7 @@ class Endpoint:
         return text
 
     async def _once(
-        self, method: str, url: str, body: Any | None, model: str, expect_json: bool, first: bool = True
+        self, method: str, url: str, body: Any | None, model: str, wire: Wire | None, first: bool = True
     ) -> Any:
         """One attempt. A transient failure of the first attempt hands over to `_retry` (tenacity); the first
         attempt itself runs without tenacity and in this one coroutine frame, because it is the hot path and
@@ -138,47 +165,53 @@ class Endpoint:
             async with self._semaphore:
                 self.stats.requests += 1
                 try:
-                    async with session.request(method, url, json=body) as resp:
-                        answer = await resp.read()
+                    async with session.request(method, url, json=body, allow_redirects=False) as resp:
                         status = resp.status
                         headers = resp.headers
+                        limit = self.max_response_bytes
+                        if (resp.content_length or 0) > limit:
+                            raise self.too_large(model, status, f"{resp.content_length:,} bytes")
+                        # Read by chunks to stop at the limit (a compressed body may grow past its length).
+                        content = resp.content
+                        chunks = []
+                        size = 0
+                        while chunk := await content.readany():
+                            size += len(chunk)
+                            if size > limit:
+                                resp.close()
+                                raise self.too_large(model, status, f"over {limit:,} bytes")
+                            chunks.append(chunk)
+                        answer = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 except TimeoutError as exc:
                     raise self.timeout_failure(model) from exc
                 except aiohttp.ClientError as exc:
                     raise self.connection_failure(model, exc) from exc
-            if status >= 400:
+            if status >= 300:
                 raise self.status_failure(status, answer.decode("utf-8", "replace"), headers, model)
             if self.watch_rate_limit_headers:
                 self.note_rate_limit_headers(headers)
-            if not expect_json:
+            if wire is None:
                 return answer
             try:
-                return json.loads(answer)
+                return wire.parse(answer)
             except ValueError as exc:
-                snippet = answer[:80].decode("utf-8", "replace")
-                raise TransientFailure(
-                    MalformedResponseError(
-                        f"response to {urlsplit(url).path} is not valid JSON (starts {snippet!r})",
-                        model=model,
-                        endpoint=self.public_url,
-                        status=status,
-                    )
-                ) from exc
+                detail = f"response to {urlsplit(url).path} {exc}"
+                raise TransientFailure(self.malformed(model, status, detail)) from None
         except TransientFailure as failure:
             if not first:
                 raise
-            return await self._retry_request(method, url, body, model, expect_json, failure)
+            return await self._retry_request(method, url, body, model, wire, failure)
         except ProviderError:
             if first:  # on later attempts `_retry` counts it
                 self.stats.errors += 1
             raise
 
     def _retry_request(
-        self, method: str, url: str, body: Any | None, model: str, expect_json: bool, failure: TransientFailure
+        self, method: str, url: str, body: Any | None, model: str, wire: Wire | None, failure: TransientFailure
     ) -> Awaitable[Any]:
         # Apart from `_once` on purpose: a lambda there would turn its locals into closure cells, which makes
         # every access on the hot path slower (measured: about 10% of requests/s).
-        return self._retry(lambda: self._once(method, url, body, model, expect_json, False), failure)
+        return self._retry(lambda: self._once(method, url, body, model, wire, False), failure)
 
     async def _wait_out_pause(self) -> None:
         """Waits out a pause after a 429 or a used-up limit. Awaited only while one is set, so the usual request
@@ -204,20 +237,44 @@ class Endpoint:
             )
         )
 
-    def status_failure(
-        self, status: int, text: str, headers: Mapping[str, str], model: str
-    ) -> TransientFailure | APIStatusError:
-        """The error for an HTTP error status: transient (with the server's requested wait) or final.
+    def malformed(self, model: str, status: int | None, detail: str) -> MalformedResponseError:
+        return MalformedResponseError(self.redact(detail), model=model, endpoint=self.public_url, status=status)
 
-        A 429 that says how long to wait pauses every request to this endpoint, not only the one that got it."""
-        detail = self.redact(text)[:_ERROR_TEXT_LIMIT].strip()
-        error = APIStatusError(detail or "(empty body)", model=model, endpoint=self.public_url, status=status)
-        if status not in TRANSIENT_STATUSES:
-            return error
-        wait = retry_wait_s(headers)
-        if status == 429 and wait:
-            self._pause(wait)
-        return TransientFailure(error, wait)
+    def too_large(self, model: str, status: int | None, size: str) -> MalformedResponseError:
+        return self.malformed(
+            model,
+            status,
+            f"the response is {size}, more than max_response_bytes = {self.max_response_bytes:,}; "
+            "a runaway server, or raise the endpoint's max_response_bytes",
+        )
+
+    def status_failure(
+        self, status: int, text: str, headers: Mapping[str, str], model: str, codes: frozenset[str] | None = None
+    ) -> TransientFailure | APIStatusError:
+        """The error for an HTTP status that is not a success: transient (with the server's requested wait) or final.
+
+        A 429 that says how long to wait pauses every request to this endpoint, not only the one that got it; a
+        wait longer than `max_retry_after_s`, or a 429 for an account without quota, fails at once. `codes`: the
+        error's type and code where the caller has them already parsed (SDK errors); else read from `text`."""
+        detail = self.redact(text)[:_ERROR_TEXT_LIMIT].strip() or "(empty body)"
+        if 300 <= status < 400:
+            location = public_url(self.redact(headers.get("Location", "")))
+            detail = f"the server redirects to {location or '(no Location)'}; cotbridge does not follow redirects, "
+            detail += "so set base_url to the address it points to"
+        elif status == 429 and not (codes if codes is not None else error_codes(text)).isdisjoint(NO_QUOTA_CODES):
+            detail = f"the account has no quota left (check its plan, credits and spend limits): {detail}"
+        elif status in TRANSIENT_STATUSES:
+            wait = retry_wait_s(headers)
+            if wait is None or wait <= self.retry.max_retry_after_s:
+                if status == 429 and wait:
+                    self._pause(wait)
+                error = APIStatusError(detail, model=model, endpoint=self.public_url, status=status)
+                return TransientFailure(error, wait)
+            detail = (
+                f"the server asked to retry after {wait:.0f} s, more than max_retry_after_s = "
+                f"{self.retry.max_retry_after_s:g}: {detail}"
+            )
+        return APIStatusError(detail, model=model, endpoint=self.public_url, status=status)
 
     def note_rate_limit_headers(self, headers: Mapping[str, str]) -> None:
         """After a success that used up a provider limit, hold every request until the limit resets."""
@@ -272,16 +329,17 @@ class Endpoint:
         body: Any | None = None,
         *,
         model: str,
+        wire: Wire | None,
         root: bool = False,
-        expect_json: bool = True,
     ) -> Awaitable[Any]:
-        """Sends one request with retries; returns the decoded JSON (or raw bytes) or raises a ProviderError.
+        """Sends one request with retries; returns the body checked against `wire` (raw bytes for None) or raises
+        a ProviderError. A body outside its wire format is a MalformedResponseError, retried like any glitch.
 
         `path` is relative to the base URL, or to the server root (the base URL without `/v1`) with root=True.
         A plain function returning the coroutine: one frame fewer on the hot path.
         """
         url = (self.root_url if root else self.base_url) + path
-        return self._once(method, url, body, model, expect_json)
+        return self._once(method, url, body, model, wire)
 
     async def _retry(self, again: Callable[[], Awaitable[Any]], first: TransientFailure) -> Any:
         """Attempts 2..max_attempts (each `again()`) through tenacity, after a first transient failure."""
