@@ -104,15 +104,23 @@ class Decoding(Strict):
 
 
 class EnsembleOptions(Strict):
-    """A sentence-level ensemble CoT: how many candidates, when to stop, how to sample."""
+    """A sentence-level ensemble CoT: how many candidates, when to stop, how to sample.
+
+    The defaults follow the paper (Pal et al., arXiv 2601.11517): the CoT ends when the chosen sentence closes the
+    reasoning, and the caps only stop runaway runs. Its released ensemble CoTs that closed reach 468 sentences and
+    about 9,000 tokens, so the caps sit about twice above that. Lower them, or set `stop_on_any_close`, for cheaper
+    runs; a CoT a cap cut off is marked truncated.
+    """
 
     candidates: int = Field(default=3, ge=1, description="sentences each generator proposes per step")
-    max_steps: int = Field(default=64, ge=1)
-    max_cot_tokens: int = Field(default=2048, ge=1)
+    max_steps: int = Field(default=1024, ge=1, description="cap on the sentences of the CoT (one per step)")
+    max_cot_tokens: int = Field(default=16384, ge=1, description="cap on the CoT's tokens (first evaluator's count)")
     max_sentence_tokens: int = Field(default=64, ge=1, description="token cap of one proposed sentence")
     temperature: float = Field(default=1.0, ge=0.0, description="sampling temperature of the proposals")
     seed: int = Field(default=0, description="seed of the first step's proposals")
-    stop_on_any_close: bool = Field(default=True, description="end when any generator closes the reasoning")
+    stop_on_any_close: bool = Field(
+        default=False, description="end as soon as any generator closes the reasoning (cheaper; not the paper's rule)"
+    )
 
 
 def validation_message(error: ValidationError, where: str) -> str:

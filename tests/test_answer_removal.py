@@ -42,6 +42,14 @@ def test_verbatim_check_catches_a_rewritten_sentence() -> None:
     assert not kept_verbatim(COT, "BMI is weight over height squared. The patient weighs 70 kg and is 1.75 m tall.")
 
 
+def test_verbatim_check_reads_text_not_sentence_boundaries() -> None:
+    source = "Weight is 70 kg  \nheight is 1.75 m.  \nSo BMI is 22.86.  \nthat is normal."
+    assert kept_verbatim(source, "Weight is 70 kg\nheight is 1.75 m. that is normal.")
+    assert kept_verbatim(source, ["Weight is 70 kg", "  \nheight is 1.75 m.", "  \nthat is normal."])
+    assert not kept_verbatim(source, "Weight is 70 kg\nheight is 1.80 m. that is normal.")
+    assert not kept_verbatim(source, "height is 1.75 m. Weight is 70 kg")
+
+
 async def test_llm_filter_keeps_only_source_sentences(llama_server: str) -> None:
     async with Bridge() as bridge:
         m = bridge.model("llamacpp/smollm2-135m", base_url=llama_server)
@@ -52,8 +60,8 @@ async def test_llm_filter_keeps_only_source_sentences(llama_server: str) -> None
     assert kept_verbatim(COT, filtered.cot)
 
 
-def _released(name: str) -> list[dict[str, str]]:
-    path = DATA / name
+def _released(name: str, folder: Path = DATA) -> list[dict[str, str]]:
+    path = folder / name
     if not path.exists():
         pytest.skip(f"released data not found at {path} (it lives in ../shared/data beside the repository)")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -74,3 +82,31 @@ def test_the_released_qwq_filter_leaks_and_rewrites() -> None:
     assert len(rows) == 100
     assert 25 <= leaked <= 75, f"{leaked} of 100 filtered QwQ CoTs still state the answer"
     assert verbatim < 100, "some filtered CoTs must have been rewritten rather than cut"
+
+
+def test_the_released_dapo_filter_mostly_cut_rather_than_rewrote() -> None:
+    """The verbatim check reads kept text in order: 85 of the paper's filtered DAPO CoTs only cut sentences."""
+    rows = _released("BytedTsinghua-SIA_DAPO-Qwen-32B_zero_shot_original_without_answer.jsonl")
+    verbatim = sum(kept_verbatim(row["LLM Thinking"], row["LLM Thinking Without Answer"]) for row in rows)
+    assert 80 <= verbatim <= 90, f"{verbatim} of 100 filtered DAPO CoTs kept verbatim"
+
+
+PAPER_MODELS = (
+    "nvidia_Nemotron-Research-Reasoning-Qwen-1.5B_zero_shot_original",
+    "open-thoughts_OpenThinker-7B_zero_shot_original",
+    "openai_gpt-oss-20b_zero_shot_original_low",
+    "Qwen_QwQ-32B_zero_shot_original",
+    "BytedTsinghua-SIA_DAPO-Qwen-32B_zero_shot_original",
+)
+
+
+def test_the_rule_filter_is_verbatim_on_the_released_cots() -> None:
+    flagged = []
+    for name in PAPER_MODELS:
+        for row in _released(f"{name}.jsonl", DATA.parent / "outputs"):
+            source = explanation(row["LLM Thinking"] or "", row["LLM Answer"])
+            report = remove_answer_by_rule(source).removal
+            assert report is not None
+            if not report.verbatim:
+                flagged.append((name, row["Row Number"]))
+    assert flagged == [], f"{len(flagged)} of 500 rule-filtered CoTs flagged as rewritten"

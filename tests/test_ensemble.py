@@ -2,15 +2,108 @@
 
 from __future__ import annotations
 
+import csv
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cotbridge import Bridge, ConfigError, EnsembleOptions, UnsupportedOperation, build_ensemble, load_dataset
-from cotbridge.cot.ensemble import _rejection, first_sentence
+from cotbridge.cot import ensemble
+from cotbridge.cot.ensemble import (
+    Candidate,
+    EnsembleEnd,
+    Proposer,
+    Step,
+    StepChoice,
+    _choose,
+    _rejection,
+    count_truncated,
+    first_sentence,
+)
+from cotbridge.cot.sentences import split_sentences
+from cotbridge.records import Usage
+from tests.conftest import SHARED_DATA
 from tests.fault_server import FaultServer
 
 PROBLEM = load_dataset("builtin:arithmetic")[2]
+RELEASED = SHARED_DATA / "genex-medcalc" / "without_answer"
+
+
+def scripted(monkeypatch: pytest.MonkeyPatch, steps: list[list[Candidate]]) -> None:
+    """Replaces the models of an ensemble by scripted steps: each step's first candidate scores best."""
+
+    async def step(index: int, *_: Any) -> tuple[Step, Usage]:
+        pool = steps[min(index, len(steps) - 1)]
+        for rank, candidate in enumerate(pool):
+            candidate.score = -float(rank)
+        chosen, note = _choose(pool, "")
+        return Step(index, pool, chosen, note, 0.0, 0, 0), Usage()
+
+    monkeypatch.setattr(ensemble, "_step", step)
+    monkeypatch.setattr(ensemble, "_check_models", lambda *_: None)
+
+
+def sentence(text: str, *, by: str = "a", closes: bool = False, tokens: int = 5) -> Candidate:
+    return Candidate(text=text, proposers=[Proposer(by, 0)], closes=closes, tokens=tokens)
+
+
+async def test_a_generator_closing_is_only_a_candidate_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted(
+        monkeypatch,
+        [[sentence(" Add 2 and 3."), sentence(" Done.", by="b", closes=True)], [sentence(" So 5.", closes=True)]],
+    )
+    explanation, trace = await build_ensemble(PROBLEM, [], [])
+    assert (trace.ended, len(trace.steps), explanation.truncated) == (EnsembleEnd.CHOSEN_CLOSED, 2, False)
+    assert explanation.cot == "Add 2 and 3. So 5."
+    _, cheaper = await build_ensemble(PROBLEM, [], [], EnsembleOptions(stop_on_any_close=True))
+    assert (cheaper.ended, cheaper.closed_by, len(cheaper.steps)) == (EnsembleEnd.GENERATOR_CLOSED, ["b"], 1)
+
+
+async def test_every_cap_marks_the_cot_truncated(monkeypatch: pytest.MonkeyPatch) -> None:
+    endless = [[sentence(f" Step {i} adds.", tokens=10)] for i in range(50)]
+    scripted(monkeypatch, endless)
+    runs = [await build_ensemble(PROBLEM, [], [], EnsembleOptions(max_steps=3))]
+    runs.append(await build_ensemble(PROBLEM, [], [], EnsembleOptions(max_cot_tokens=25)))
+    scripted(monkeypatch, [[sentence(" Fine.")], [sentence("  ")]])
+    runs.append(await build_ensemble(PROBLEM, [], []))
+    ends = [(trace.ended, len(trace.steps)) for _, trace in runs]
+    assert ends == [(EnsembleEnd.MAX_STEPS, 3), (EnsembleEnd.MAX_COT_TOKENS, 3), (EnsembleEnd.NO_USABLE_CANDIDATE, 2)]
+    assert all(explanation.truncated and not trace.ended.complete for explanation, trace in runs)
+    scripted(monkeypatch, [[sentence(" Done.", closes=True)]])
+    finished = await build_ensemble(PROBLEM, [], [])
+    assert count_truncated([trace.as_dict() for _, trace in [*runs, finished]]) == 3
+
+
+def test_the_fallback_prefers_a_whole_sentence_to_one_cut_at_the_cap() -> None:
+    cut = Candidate(" The score is the sum of", [Proposer("a", 0)], capped=True, score=-0.1)
+    repeated = Candidate(" Add them.", [Proposer("b", 0)], score=-0.5)
+    assert _choose([cut, repeated], "Add them. Then check.") == (1, StepChoice.FALLBACK)
+
+
+def released_ensemble_sentences() -> list[int]:
+    """Sentence counts of the paper's released ensemble CoTs that closed their reasoning."""
+    if not RELEASED.is_dir():
+        pytest.skip(f"the paper's released outputs are not at {RELEASED}")
+    csv.field_size_limit(sys.maxsize)
+    counts = []
+    for path in sorted(RELEASED.glob("medcalc_ensemble_gen_*.csv")):
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                text = row["Ensembled Thought"]
+                start = text.rfind("<think>")
+                end = text.find("</think>", start)
+                if end != -1:
+                    counts.append(len(split_sentences(text[start + len("<think>") : end].strip())))
+    return counts
+
+
+def test_the_default_caps_fit_the_papers_ensemble_cots() -> None:
+    counts = released_ensemble_sentences()
+    assert len(counts) == 286 and sum(c > 64 for c in counts) > 100, "the old cap of 64 steps cut most of them"
+    options = EnsembleOptions()
+    assert max(counts) * 2 <= options.max_steps and not options.stop_on_any_close
 
 
 def test_first_sentence_keeps_its_own_whitespace_and_whole_words() -> None:

@@ -207,6 +207,16 @@ CASES: list[tuple[str, list[str]]] = [
     ("Dogs, cats, etc. The end.", ["Dogs, cats, etc.", " The end."]),
     ("The U.S. Army base. The U.S. The end.", ["The U.S. Army base.", " The U.S.", " The end."]),
     ("Smith et al. showed this. Jones et al. The end.", ["Smith et al. showed this.", " Jones et al.", " The end."]),
+    ("Hodges et al. 1971 proposed it.", ["Hodges et al. 1971 proposed it."]),
+    ("As Smith et al. (2004) found. Next.", ["As Smith et al. (2004) found.", " Next."]),
+    # inline steps
+    (
+        "Age points (A) Step 3: Evaluate \\[ x = 2 \\] Step 4: Add them.",
+        ["Age points (A)", " Step 3: Evaluate \\[ x = 2 \\]", " Step 4: Add them."],
+    ),
+    ("Done with it ### Step 2: Sum", ["Done with it", " ### Step 2: Sum"]),
+    ("**Step 1: Add.** **Step 2: Halve.**", ["**Step 1: Add.**", " **Step 2: Halve.**"]),
+    ("As in Step 2: we add. Then x - Step 3: no.", ["As in Step 2: we add.", " Then x - Step 3: no."]),
     ("See fig. 3 and No. 5 and p. 12 here.", ["See fig. 3 and No. 5 and p. 12 here."]),
     ("Smoking? No. Age 45.", ["Smoking?", " No.", " Age 45."]),
     ("She is 65 y.o. and has CHF.", ["She is 65 y.o. and has CHF."]),
@@ -467,3 +477,21 @@ def test_real_cots_last_complete_sentence_end(real_cots: list[str]) -> None:
             middle = start + (end - start) // 2
             if cot[middle - 1 : middle + 1].isalnum():  # cut inside a word: certainly incomplete
                 assert last_complete_sentence_end(cot[:middle]) <= start
+
+
+@needs_data
+def test_real_cots_keep_citations_and_split_inline_steps(real_cots: list[str]) -> None:
+    # "et al." ends a sentence only before a sentence opener ("Hodges et al. Let me see."), never before a year;
+    # an inline "Step 3:" starts a sentence (before: run-ons of up to 1,562 characters).
+    cut_citations = []
+    longest_step_run = 0
+    for cot in real_cots:
+        sentences = split_sentences(cot)
+        for sentence, after in zip(sentences, sentences[1:], strict=False):
+            if sentence.rstrip().endswith(" al.") and not after.lstrip().startswith("Let"):
+                cut_citations.append(sentence[-40:] + after[:20])
+        for sentence in sentences:
+            if re.search(r"\S\s+(?:#+ |\*\*)?Step \d+:", sentence.strip()):
+                longest_step_run = max(longest_step_run, len(sentence))
+    assert cut_citations == []
+    assert longest_step_run < 500

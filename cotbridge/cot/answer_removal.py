@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
 from cotbridge.client import Model
@@ -23,6 +24,8 @@ FILTER_INSTRUCTIONS = (
     'intermediate steps. Reply with JSON only: {{"drop": [numbers]}}.\n\n{numbered}'
 )
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:\.\d+)?(?![\w])")
+_SPACE = re.compile(r"\s+")
+_PIECE_END = re.compile(r"(?<=[.!?:;])\s")
 _ANSWER_PHRASES = re.compile(
     r"\b(final answer|the answer is|answer:|therefore,? the|so the (?:total|score|answer))", re.I
 )
@@ -67,18 +70,30 @@ def find_leaks(text: str, value: float | str | None) -> tuple[str, ...]:
     return tuple(leaks)
 
 
-def kept_verbatim(source: str, filtered: str) -> bool:
-    """Whether every sentence of `filtered` is a sentence of `source`, in the same order (whitespace around a
-    sentence does not count: filters often re-join sentences with other separators)."""
-    pool = [s.strip() for s in split_sentences(source)]
+def _squeezed(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def kept_verbatim(source: str, filtered: str | Sequence[str]) -> bool:
+    """Whether the kept text is the source's own text in the source's order: each kept sentence (the given ones, or
+    the sentences of `filtered`) occurs in the source after the previous one, every whitespace run read as one space.
+
+    Kept sentences are looked for as text, not matched against the source's sentences: dropping a sentence or
+    re-joining sentences with other separators moves sentence boundaries without changing a word. A sentence of
+    `filtered` not found whole is looked for piece by piece, cut after sentence punctuation, since two sentences
+    the splitter joined may have had a dropped one between them.
+    """
+    text = _squeezed(source)
     position = 0
-    for sentence in (s.strip() for s in split_sentences(filtered)):
-        if not sentence:
-            continue
-        try:
-            position = pool.index(sentence, position) + 1
-        except ValueError:
-            return False
+    for sentence in split_sentences(filtered) if isinstance(filtered, str) else filtered:
+        squeezed = _squeezed(sentence)
+        found = text.find(squeezed, position) if squeezed else position
+        pieces = [squeezed] if found >= 0 else _PIECE_END.split(squeezed)
+        for piece in pieces:
+            found = text.find(piece, position)
+            if found < 0:
+                return False
+            position = found + len(piece)
     return True
 
 
@@ -103,12 +118,13 @@ def _parse_drop_list(text: str, count: int) -> list[int] | None:
 
 def _filtered(explanation: Explanation, sentences: list[str], drops: list[int], method: str) -> Explanation:
     dropped = set(drops)
-    kept = "".join(s for i, s in enumerate(sentences) if i not in dropped)
+    pieces = [s for i, s in enumerate(sentences) if i not in dropped]
+    kept = "".join(pieces)
     value = answer_value(explanation.answer.parsed if explanation.answer else None)
     report = RemovalReport(
         method=method,
         dropped=tuple(sorted(dropped)),
-        verbatim=kept_verbatim(explanation.cot, kept),
+        verbatim=kept_verbatim(explanation.cot, pieces),
         leaks=find_leaks(kept, value),
     )
     return replace(explanation, cot=kept.strip(), removal=report)

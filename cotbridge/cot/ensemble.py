@@ -4,10 +4,12 @@ Each step every generator continues the shared CoT in its own thinking format an
 (sampled, one request per generator with `n`); duplicates are merged with their proposers recorded; every
 evaluator scores every distinct candidate as a continuation of its own rendering of the shared CoT, by the
 candidate's own mean token log-prob (never the prefix's); evaluators combine by mean; the best candidate that
-passes the repetition guard is appended exactly as generated (its own leading whitespace, no word split). The
-loop ends when the chosen candidate (or, by default, any generator) closes the reasoning, or at max steps, max CoT
-tokens, or when nothing usable is proposed; the trace says which. All candidates of a step are generated and
-scored concurrently, and every request goes through the cache, so a rerun replays finished steps offline.
+passes the repetition guard is appended exactly as generated (its own leading whitespace, no word split). As in
+the paper, the loop ends when the chosen candidate closes the reasoning (a generator that closes is only a
+candidate; `stop_on_any_close` ends at the first one instead); a cap (max steps, max CoT tokens) or a step with
+nothing usable cuts it off, and the CoT is then marked truncated; the trace says which. All candidates of a step
+are generated and scored concurrently, and every request goes through the cache, so a rerun replays finished steps
+offline.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -115,6 +118,12 @@ def chosen_by_generator(trace: dict[str, Any]) -> dict[str, int]:
             for proposer in step["candidates"][step["chosen"]]["proposers"]:
                 counts[proposer["model"]] = counts.get(proposer["model"], 0) + 1
     return counts
+
+
+def count_truncated(traces: Iterable[dict[str, Any]]) -> int:
+    """How many of the stored traces (`EnsembleTrace.as_dict()` JSON) ended without closing the reasoning: cut off by
+    a cap or by a step with nothing usable."""
+    return sum(not EnsembleEnd(trace["ended"]).complete for trace in traces)
 
 
 def _rejection(text: str, cot: str) -> str | None:
@@ -233,7 +242,8 @@ async def _score_all(pool: list[Candidate], evaluators: list[Model], problem: Pr
 
 
 def _choose(pool: list[Candidate], cot: str) -> tuple[int | None, StepChoice]:
-    """The best candidate that passes the guard; else the next best distinct one; else a bare closing."""
+    """The best candidate that passes the guard; else the next best distinct one (a whole sentence before one cut at
+    the token cap); else a bare closing."""
     for candidate in pool:
         candidate.rejected = _rejection(candidate.text, cot) or (
             "unfinished at the token cap" if candidate.capped else None
@@ -244,6 +254,7 @@ def _choose(pool: list[Candidate], cot: str) -> tuple[int | None, StepChoice]:
         return usable[0], StepChoice.BEST
     last = split_sentences(cot)[-1].strip() if cot else ""
     fallback = [i for i in ranked if pool[i].text.strip() and pool[i].text.strip() != last]
+    fallback.sort(key=lambda i: pool[i].capped)  # stable: by score within whole and within cut sentences
     if fallback:
         return fallback[0], StepChoice.FALLBACK
     closing_only = [i for i in ranked if pool[i].closes and not pool[i].text.strip()]

@@ -28,7 +28,8 @@ Rules, in the order they are applied to each whitespace run between two pieces o
    a digit (not after an ellipsis) or a sentence-opening symbol (``\\``, ``$``, ``#``, ``<``). Exceptions for a
    single period: titles (``Dr. Smith``) and reference abbreviations (``e.g. Aspirin``, ``vs. Placebo``,
    ``approx. 5``, ``No. 5``) never end a sentence; initials and dotted acronyms (``John F. Kennedy``, ``U.S. Army``,
-   ``et al.``) end one only when the next word is a usual sentence opener (``The``, ``So``, ``Wait`` ...); a list
+   ``et al.``) end one only when the next word is a usual sentence opener (``The``, ``So``, ``Wait`` ...), and
+   ``et al.`` never before a year (``Hodges et al. 1971``, ``Smith et al. (2004)``); a list
    marker is not an end, at the start of a sentence (``1.``, ``Step 2.``, ``b.``, ``**Step 3.**``) or after a colon
    (``criteria: 1. Age``, but not ``Total: 1. But wait``); a lowercase word after the period continues the sentence
    (``etc. and``, ``5 mg. of``, ``M. pneumoniae``) unless the period follows a computed number or the word is a
@@ -38,7 +39,9 @@ Rules, in the order they are applied to each whitespace run between two pieces o
    are never candidates.
 5. Inline enumerations: ``criteria: 1. Age <45 2. No prior PE 3. ...`` is split before ``2.`` and ``3.`` (the
    previous number must appear as a marker earlier in the same sentence, and a number right after an operator is
-   an operand: ``(S + 2D) / 3. 3. Plug in``).
+   an operand: ``(S + 2D) / 3. 3. Plug in``). An inline step (``Step 3:``, ``Step 3.``, ``**Step 3:``,
+   ``### Step 3:``) starts a sentence wherever it stands, unless an operator or a word that refers to it comes
+   just before (``as in Step 2:``, ``see Step 4.``).
 6. Any other single newline ends a sentence, unless the line looks wrapped: the next line starts with a lowercase
    letter, or the line ends with a comma, an operator, an opening bracket or a function word (``of``, ``the``,
    ``and`` ...). A line ending with ``:`` or with a display-math / table closer always ends a sentence.
@@ -80,7 +83,8 @@ _TITLES = _words("dr mr mrs ms mx prof rev hon st mt gen col lt sgt capt cpt fr 
 # Never end a sentence: Latin and reference abbreviations that introduce something.
 _NONFINAL = _words("e.g eg i.e ie vs cf viz fig figs eq eqs approx incl esp resp vol pp")
 # Do not end a sentence before a number: "No. 5", "p. 12", "ref. 3".
-_DIGIT_NONFINAL = _words("no nos p ref refs ch sec sect art para tab")
+# "et al." before a number is a citation's year: "Hodges et al. 1971", "Smith et al. (2004)".
+_DIGIT_NONFINAL = _words("no nos p ref refs ch sec sect art para tab al")
 # May end a sentence, but usually do not: split after them only before a usual sentence opener.
 _AMBIGUOUS = _words("al jr sr inc ltd co corp bros a.m p.m")
 # May end a sentence; a following lowercase word after a newline continues it ("etc.\nand").
@@ -122,6 +126,7 @@ _SCAN_RE = re.compile(
     r"[.!?…。！？\"'”’»)\]}*_`」』）]\s+"
     rf"|[{_LINE_BREAKS}]\s*"
     r"|\d{1,2}(?=[.)]\s)"  # consumes only the digits: the punctuation after them is a candidate of its own
+    r"|(?:#{1,6}[ \t]+|\*\*)?(?:Step|STEP)[ \t]+\d{1,2}[:.)]"  # an inline step: the gap is the whitespace before it
     r"|[。！？][」』”’）)\]]*+(?=\S)"  # possessive: never split between the punctuation and its closers
 )
 
@@ -164,6 +169,9 @@ _MARKER_ONLY_RE = re.compile(
 )
 _MARKER_WORD_RE = re.compile(r"(?:step|part|phase|stage|case|question|item|no)\Z", re.IGNORECASE)
 _INLINE_MARKER_RE = re.compile(r"(\d{1,2})[.)]\s")
+_INLINE_STEP_RE = re.compile(r"(?:#{1,6}[ \t]+|\*\*)?(?:Step|STEP)[ \t]+\d{1,2}[:.)]")
+# Words after which "Step 3:" is a reference, not a new step: "as in Step 2: ...", "see Step 4."
+_STEP_REFERENCE_WORDS = _FUNCTION_WORDS | _words("see per after before under until like then")
 _NEXT_WORD_RE = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 # A lowercase token that is a formula: "sqrt(32)", "ln(1291)", "e^-0.87", "f(x)=".
 _FORMULA_START_RE = re.compile(r"[a-z][A-Za-z0-9_]*(?:\(|\^|=)")
@@ -434,6 +442,11 @@ def _gap_is_boundary(text: str, p: int, q: int, sent_start: int) -> bool:
     if breaks == 0:
         # Inline enumeration: split before "k." when "k-1." opened an item earlier in this sentence. After an
         # operator the number is an operand ("(S + 2 x D) / 3. 3. Plug in", "Score = 4. Since").
+        if _INLINE_STEP_RE.match(text, q):
+            # "... (A) Step 3: Evaluate", "... \\] Step 4: Add": a new step, unless the text refers to one.
+            word = _LAST_WORD_RE.search(text, max(0, p - 16), p)
+            operand = text[p - 1] in _OPERATORS + "," and not text.endswith("**", 0, p)  # "**" closes bold
+            return not operand and not (word and word.group(0).lower() in _STEP_REFERENCE_WORDS)
         m = _INLINE_MARKER_RE.match(text, q)
         if m is not None and text[p - 1] not in _OPERATORS:
             k = int(m.group(1))
@@ -467,7 +480,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for m in _SCAN_RE.finditer(text):
         s, e = m.span()
         c = text[s]
-        if c.isdigit():  # inline marker: the gap is the whitespace run before it
+        marker = c.isdigit() or (c in "#*S" and _INLINE_STEP_RE.match(text, s) is not None)
+        if marker:  # inline marker or step: the gap is the whitespace run before it
             p = q = s
         elif c.isspace():  # line break: the gap starts with the spaces before it
             p, q = s, e
@@ -475,7 +489,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             p, q = s + 1, e
         else:  # CJK punctuation glued to the next sentence
             p = q = e
-        if p == q and c.isdigit():
+        if p == q and marker:
             while p > 0 and text[p - 1].isspace():
                 p -= 1
             if p == q:
