@@ -167,7 +167,8 @@ class Explanation:
     """A chain of thought written by `source_model` for one problem, with the answer the source gave.
 
     `removal` says how an answer-removed CoT was made from its source; `prompt_text` is the exact prompt the CoT
-    was generated from, when cotbridge rendered it.
+    was generated from, when cotbridge rendered it. `truncated`: the CoT was cut off at its token cap (for an API
+    that returns CoT and answer in one reply: cut off before any answer).
     """
 
     problem_id: str
@@ -183,14 +184,15 @@ class Explanation:
     prompt_text: str | None = None
     removal: RemovalReport | None = None
     usage: Usage = Usage()  # tokens of every generation that made it (the CoT and the answer after it)
+    answer_truncated: bool = False  # the source's own answer after the CoT was cut off at its token cap
 
 
 @dataclass(slots=True, frozen=True)
 class RemovalReport:
     """How an answer-removed CoT was made from its source, and what checking it found.
 
-    dropped: indices of the source's sentences that were removed; verbatim: every kept sentence is a sentence of
-    the source, in order; leaks: places where the final answer's value still appears in the filtered text.
+    dropped: indices of the source's sentences that were removed; verbatim: the kept text is the source's own text,
+    in order (whitespace aside); leaks: places where the final answer's value still appears in the filtered text.
     """
 
     method: str
@@ -205,7 +207,8 @@ class Answer:
 
     `text` is only what the evaluator generated (never the prompt or the injected CoT), and the answer is parsed
     from it alone. `mode`: "prefill" (the CoT as the model's own thinking), "context" (in the user message) or
-    "own" (the model reasoned itself). `prompt_text`: the exact prompt sent in prefill mode.
+    "own" (the model reasoned itself). `prompt_text`: the exact prompt sent in prefill mode. `truncated`: the
+    answer (or, for "own", the model's reasoning before it) was cut off at its token cap.
     """
 
     problem_id: str
@@ -217,6 +220,7 @@ class Answer:
     prompt_text: str | None = None
     cached: bool = False
     usage: Usage = Usage()
+    truncated: bool = False
 
     @property
     def parsed(self) -> str | None:

@@ -11,6 +11,9 @@ The `model` field of each request picks the behaviour, so one server covers ever
   hang          never answers within any sane timeout
   empty         answers 200 with an empty message
   reasoner      answers like DeepSeek's reasoner: the reasoning in `reasoning_content`, the answer in `content`
+  budget-reasoner
+                like reasoner, but its reasoning counts inside `max_tokens` (as DeepSeek's does): below 200 it
+                spends them all on reasoning and answers nothing (empty content, finish_reason "length")
   Qwen/QwQ-32B  answers `echo` requests with prompt log-probs, as Together and Fireworks do (every other model
                 ignores `echo`, as llama.cpp does)
   limit-used-up answers 200 but says in rate-limit headers that the request limit is used up for 1 s
@@ -289,6 +292,14 @@ class FaultServer:
             for choice in reply["choices"]:
                 choice["message"]["reasoning_content"] = REASONING
                 choice["message"]["content"] = "Answer: 42"
+            return web.json_response(reply)
+        elif model == "budget-reasoner":
+            reply = completion_for(body)
+            cut = int(body.get("max_tokens") or 0) < 200
+            for choice in reply["choices"]:
+                choice["message"]["reasoning_content"] = REASONING
+                choice["message"]["content"] = "" if cut else "Answer: 42"
+                choice["finish_reason"] = "length" if cut else "stop"
             return web.json_response(reply)
         elif model == "hang":
             await asyncio.sleep(3600)

@@ -318,3 +318,47 @@ async def test_an_edited_study_redoes_what_the_edit_changed(faults: FaultServer,
     assert (priced.trials, priced.skipped) == (0, 8), "a price does not change what a model answers"
     bodies = [json.loads(r[0]) for r in sqlite3.connect(db).execute("SELECT request FROM responses WHERE op = 'chat'")]
     assert {b.get("max_tokens") for b in bodies} >= {16, 32}
+
+
+CUT = """
+[study]
+name = "cut"
+dataset = "builtin:arithmetic"
+sample = 2
+conditions = ["empty"]
+{retry}
+
+[study.decoding]
+answer_max_tokens = 64
+
+[models.r]
+model = "openai-compatible/budget-reasoner"
+base_url = "{faults}"
+generator = false
+
+[models.ok]
+model = "openai-compatible/ok"
+base_url = "{faults}"
+generator = false
+"""
+
+
+async def test_an_answer_cut_off_before_it_began_is_truncated_not_cached(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "cut.db"
+    await run_study(parse_study(CUT.format(faults=faults.base_url, retry="")), db)
+    results = ResultsDB(db)
+    cut = [t for t in results.trials("cut") if t.evaluator == "r"]
+    assert len(cut) == 2 and all(t.truncated for t in cut)
+    report = build_report(results, "cut", "strict")
+    assert report.truncated == {"empty/full": 2} and report.as_json()["truncated"] == {"empty/full": 2}
+    assert report.conditions[0].coverage == 0.0, "a truncated answer counts as an invalid one"
+    results.close()
+    stored = sqlite3.connect(db).execute("SELECT COUNT(*) FROM responses WHERE model = 'budget-reasoner'").fetchone()
+    assert stored == (0,), "a completion cut off before any answer is not cached"
+    # The study may ask such trials once more with larger budgets.
+    retried = await run_study(parse_study(CUT.format(faults=faults.base_url, retry="retry_truncated = 4")), db)
+    assert retried.trials == 4 and retried.changed == 4
+    results = ResultsDB(db)
+    assert not [t for t in results.trials("cut") if t.truncated]
+    assert {t.answer for t in results.trials("cut") if t.evaluator == "r"} == {"42"}
+    results.close()

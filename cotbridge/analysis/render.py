@@ -64,6 +64,9 @@ def render_table(report: Report, console: Console) -> None:
     console.print(_accuracy_table(report))
     if report.failures:
         console.print(f"[red]{len(report.failures)} failed trial(s)[/red], e.g. {report.failures[0]}")
+    if report.truncated:
+        cut = ", ".join(f"{label} {n}" for label, n in report.truncated.items())
+        console.print(f"[yellow]{sum(report.truncated.values())} trial(s) cut off at their token cap[/yellow]: {cut}")
 
 
 def _consistency_table(report: Report) -> Table:
@@ -182,6 +185,9 @@ def render_html(report: Report) -> str:
         shown = "".join(f"<li>{html.escape(f)}</li>" for f in report.failures[:50])
         more = f"<p>and {len(report.failures) - 50} more (JSON report)</p>" if len(report.failures) > 50 else ""
         parts.append(f"<h2>{len(report.failures)} failed trial(s)</h2><ul>{shown}</ul>{more}")
+    if report.truncated:
+        cut = "".join(f"<li>{html.escape(label)}: {n}</li>" for label, n in report.truncated.items())
+        parts.append(f"<h2>{sum(report.truncated.values())} trial(s) cut off at their token cap</h2><ul>{cut}</ul>")
     parts.append("</body></html>")
     return "".join(parts)
 

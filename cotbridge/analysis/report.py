@@ -127,6 +127,7 @@ class Report:
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> per condition tokens and USD
     modes: dict[str, dict[str, int]] = field(default_factory=dict)  # evaluator -> injection mode -> trials
     failures: list[str] = field(default_factory=list)  # failed trials: where, the error's kind and message
+    truncated: dict[str, int] = field(default_factory=dict)  # "label/variant" -> trials cut off at their token cap
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -140,17 +141,20 @@ class Report:
             "costs": self.costs,
             "modes": self.modes,
             "failures": self.failures,
+            "truncated": self.truncated,
         }
 
 
 def gather(trials: list[TrialRow]) -> GatheredData:
-    """(condition, variant) -> evaluator -> problem id -> AnswerRow, in the order the trials come."""
+    """(condition, variant) -> evaluator -> problem id -> AnswerRow, in the order the trials come. A failed or
+    truncated trial is there as an invalid answer (the one invalid-answer policy), never left out."""
     data: GatheredData = defaultdict(lambda: defaultdict(dict))
     for t in trials:
-        normalized = t.normalized if t.answer is not None else None
-        data[(ConditionKey.of(t), t.variant)][t.evaluator][t.problem_id] = AnswerRow(
-            t.problem_id, t.answer, normalized, t.correct
-        )
+        if t.truncated:
+            row = AnswerRow(t.problem_id, None, None, None)
+        else:
+            row = AnswerRow(t.problem_id, t.answer, t.normalized if t.answer is not None else None, t.correct)
+        data[(ConditionKey.of(t), t.variant)][t.evaluator][t.problem_id] = row
     return data
 
 
@@ -185,6 +189,10 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
     for t in trials:
         per = report.modes.setdefault(t.evaluator, {})
         per[t.mode] = per.get(t.mode, 0) + 1
+    for t in trials:
+        if t.truncated:
+            label = f"{ConditionKey.of(t).label}/{t.variant}"
+            report.truncated[label] = report.truncated.get(label, 0) + 1
     # Failed trials stay in the data above as invalid answers (coverage counts them); here they are listed.
     report.failures = [
         f"{t.condition}/{t.variant} {t.evaluator} <- {t.source or '-'} #{t.sample_index}, problem {t.problem_id}: "

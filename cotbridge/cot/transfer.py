@@ -9,6 +9,8 @@ take foreign thinking.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from cotbridge.client import Model
 from cotbridge.errors import ConfigError
 from cotbridge.options import DEFAULT_ANSWER_TOKENS, DEFAULT_COT_TOKENS, InjectionMode
@@ -105,7 +107,8 @@ async def explain_samples(
                 temperature=temperature,
                 seed=seed,
                 sample_index=c.sample_index,
-                truncated=c.finish_reason == "length",
+                truncated=c.finish_reason == "length" and not c.text,
+                answer_truncated=c.finish_reason == "length",
                 usage=c.usage,
             )
             for c in chats
@@ -122,30 +125,37 @@ async def explain_samples(
     explanations = []
     for gen in generations:
         cot = fmt.extract(gen.text)[0] or ""
-        final, _, _, answer_usage = await _answer_after(model, rendered, cot, answer_max_tokens, answer_prefix)
+        after = await _answer_after(model, rendered, cot, answer_max_tokens, answer_prefix)
         explanations.append(
             Explanation(
                 problem_id=problem.id,
                 source_model=model.name,
                 format=fmt.name,
                 cot=cot,
-                final_text=final,
-                answer=problem.check(final),
+                final_text=after.text,
+                answer=problem.check(after.text),
                 temperature=temperature,
                 seed=seed,
                 sample_index=gen.sample_index,
                 truncated=gen.finish_reason == "length",
+                answer_truncated=after.truncated,
                 prompt_text=prompt_text,
-                usage=gen.usage + answer_usage,
+                usage=gen.usage + after.usage,
             )
         )
     return explanations
 
 
-async def _answer_after(
-    model: Model, rendered: str, cot: str, max_tokens: int, answer_prefix: str
-) -> tuple[str, str, bool, Usage]:
-    """(answer text, exact prompt, cached, usage): the greedy answer after `cot` placed in the model's own channel.
+class _After(NamedTuple):
+    text: str
+    prompt_text: str
+    cached: bool
+    usage: Usage
+    truncated: bool  # the answer was cut off at its token cap
+
+
+async def _answer_after(model: Model, rendered: str, cot: str, max_tokens: int, answer_prefix: str) -> _After:
+    """The greedy answer after `cot` placed in the model's own channel, with the exact prompt it was asked with.
 
     The answer text is `answer_prefix` plus what the model generated: never the prompt or the CoT."""
     prompt_text = rendered + model.thinking_format.injected(rendered, cot) + answer_prefix
@@ -154,7 +164,7 @@ async def _answer_after(
     fmt = model.thinking_format
     if fmt.final_end and fmt.final_end in text:
         text = text[: text.find(fmt.final_end)]
-    return text.strip(), prompt_text, generated.cached, generated.usage
+    return _After(text.strip(), prompt_text, generated.cached, generated.usage, generated.finish_reason == "length")
 
 
 async def answer(
@@ -183,23 +193,25 @@ async def answer(
             source_model=model.name,
             prompt_text=own.prompt_text,
             usage=own.usage,
+            truncated=own.truncated or own.answer_truncated,
         )
     cot = explanation if isinstance(explanation, str) else explanation.cot
     source = None if isinstance(explanation, str) else explanation.source_model
     chosen = resolve_mode(model, mode)
     if chosen == "prefill":
         rendered = await model.render(problem.prompt)
-        text, prompt_text, cached, usage = await _answer_after(model, rendered, cot, max_tokens, answer_prefix)
+        after = await _answer_after(model, rendered, cot, max_tokens, answer_prefix)
         return Answer(
             problem_id=problem.id,
             model=model.name,
-            text=text,
-            score=problem.check(text),
+            text=after.text,
+            score=problem.check(after.text),
             mode="prefill",
             source_model=source,
-            prompt_text=prompt_text,
-            cached=cached,
-            usage=usage,
+            prompt_text=after.prompt_text,
+            cached=after.cached,
+            usage=after.usage,
+            truncated=after.truncated,
         )
     messages = [dict(m) for m in problem.prompt]
     if cot.strip():
@@ -220,4 +232,5 @@ async def answer(
         source_model=source,
         cached=reply.cached,
         usage=reply.usage,
+        truncated=reply.finish_reason == "length",
     )

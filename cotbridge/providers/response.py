@@ -48,7 +48,9 @@ def parse_logprobs(logprobs: dict[str, Any] | None) -> tuple[TokenLogprob, ...] 
 
 
 def is_cacheable_choice(choice: dict[str, Any]) -> bool:
-    """Refusals and empty outputs are not cached: a rerun should try again.
+    """Refusals and empty outputs are not cached: a rerun should try again. Nor is a chat cut off at the token cap
+    before any visible answer (its reasoning used up `max_tokens`): it is no answer, and a rerun with a larger budget
+    must not be served it.
 
     One exception: a text completion that stopped on purpose (finish_reason "stop") with nothing before the stop
     is a real answer (a model closing its reasoning at once), and not caching it would make a rerun of a sampled
@@ -59,6 +61,8 @@ def is_cacheable_choice(choice: dict[str, Any]) -> bool:
     message = choice.get("message")
     if message is not None:
         if message.get("refusal"):
+            return False
+        if choice.get("finish_reason") == "length" and not message.get("content"):
             return False
         return bool(message.get("content") or message.get("reasoning") or message.get("reasoning_content"))
     return bool(choice.get("text")) or choice.get("finish_reason") == "stop"

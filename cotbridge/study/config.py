@@ -75,6 +75,9 @@ class StudySection(Strict):
     answer_removal: Literal["none", "filter", "both"] = "none"
     filter_model: str | None = Field(default=None, description="a [models] name, or 'rule' for the model-free filter")
     samples: int = Field(default=1, ge=1, description="CoT samples per model for the 'sampled' condition")
+    retry_truncated: int | None = Field(
+        default=None, ge=2, description="ask a trial cut off at its token cap once more, with budgets this many times"
+    )
     budget_usd: float | None = Field(
         default=None, gt=0, description="stop before priced models would spend more than this (finished work kept)"
     )

@@ -53,6 +53,7 @@ def trial_fingerprint(
         "origin": _origin(config, condition, source, sample_index),
         "decoding": study.decoding.model_dump(mode="json"),
         "removal": study.filter_model if variant == Variant.WITHOUT_ANSWER else None,
+        "retry_truncated": study.retry_truncated,
         "problem": {"prompt": problem.prompt, "gold": str(problem.gold)},
     }
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]

@@ -60,6 +60,7 @@ class TrialRow:
     error_kind: str | None = None
     error: str | None = None
     fingerprint: str | None = None
+    truncated: bool = False  # the answer (or the evaluator's own reasoning before it) hit its token cap
 
     @property
     def failed(self) -> bool:
@@ -164,10 +165,17 @@ def _add_trial_outcome_columns(db: sqlite_utils.Database) -> None:
             table.add_column(column, str)
 
 
+def _add_trial_truncated_column(db: sqlite_utils.Database) -> None:
+    table = db.table("trials")
+    if "truncated" not in table.columns_dict:
+        table.add_column("truncated", int, not_null_default=0)
+
+
 RESULTS_MIGRATIONS: list[Migration] = [
     ("results_0001_create_tables", _create_tables),
     ("results_0002_usage_columns", _add_usage_columns),
     ("results_0003_trial_outcome", _add_trial_outcome_columns),
+    ("results_0004_trial_truncated", _add_trial_truncated_column),
 ]
 
 # -- rows ---------------------------------------------------------------------------------------------------------

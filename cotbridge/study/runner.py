@@ -27,7 +27,7 @@ from cotbridge.datasets import load_dataset
 from cotbridge.errors import BudgetExceeded, ConfigError, CotbridgeError
 from cotbridge.options import EnsembleOptions
 from cotbridge.records import Answer, Condition, Explanation, Problem, Variant
-from cotbridge.study.config import StudyConfig
+from cotbridge.study.config import StudyConfig, StudySection
 from cotbridge.study.explanations import CotKind, ExplanationSet, StudyCot
 from cotbridge.study.fingerprint import trial_fingerprint
 from cotbridge.study.results import ResultsDB, TrialRow
@@ -135,11 +135,50 @@ def trial_row(study: str, variant: Variant, evaluator: str, given: TrialInput, r
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
         reasoning_tokens=result.usage.reasoning_tokens,
+        truncated=result.truncated,
     )
 
 
 def _not_cached(result: object) -> bool:
     return False
+
+
+async def ask_trial(
+    evaluator: Model, problem: Problem, variant: Variant, given: TrialInput, study: StudySection
+) -> Answer:
+    """The evaluator's answer in one trial (the default condition reuses the answer its own CoT ended with), asked
+    once more with larger budgets when it was cut off and the study says so."""
+    decoding, cot = study.decoding, given.cot
+    if given.condition == Condition.DEFAULT and variant == Variant.FULL and isinstance(cot, Explanation):
+        # The model's own greedy CoT and the answer it gave after it: nothing new to ask.
+        result = Answer(
+            problem_id=problem.id,
+            model=evaluator.name,
+            text=cot.final_text,
+            score=cot.answer or problem.check(cot.final_text),
+            mode="own",
+            source_model=evaluator.name,
+            prompt_text=cot.prompt_text,
+            truncated=cot.truncated or cot.answer_truncated,
+        )
+        own = True
+    else:
+        result = await answer(
+            evaluator, problem, cot, max_tokens=decoding.answer_max_tokens, answer_prefix=decoding.answer_prefix
+        )
+        own = False
+    if result.truncated and study.retry_truncated:
+        # Once more with larger budgets; the model's own CoT is then written again too.
+        factor = study.retry_truncated
+        result = await answer(
+            evaluator,
+            problem,
+            None if own else cot,
+            max_tokens=decoding.answer_max_tokens * factor,
+            cot_max_tokens=decoding.cot_max_tokens * factor,
+            answer_prefix=decoding.answer_prefix,
+        )
+    return result
 
 
 class _Phases:
@@ -432,7 +471,8 @@ class StudyRunner:
             row = failed_row(self.name, variant, evaluator_name, given, problem.id, "MissingCoT", given.missing)
             return row, False
         try:
-            row, cached = await self._answer(evaluator_name, problem, variant, given)
+            result = await ask_trial(self._model(evaluator_name), problem, variant, given, self.config.study)
+            row, cached = trial_row(self.name, variant, evaluator_name, given, result), result.cached
         except Exception as exc:  # whatever one trial raises is that trial's failure
             row, cached = (
                 failed_row(
@@ -442,28 +482,6 @@ class StudyRunner:
             )
         row.fingerprint = fingerprint
         return row, cached
-
-    async def _answer(
-        self, evaluator_name: str, problem: Problem, variant: Variant, given: TrialInput
-    ) -> tuple[TrialRow, bool]:
-        evaluator, decoding = self._model(evaluator_name), self.config.study.decoding
-        cot = given.cot
-        if given.condition == Condition.DEFAULT and variant == Variant.FULL and isinstance(cot, Explanation):
-            # The model's own greedy CoT and the answer it gave after it: nothing new to ask.
-            result = Answer(
-                problem_id=problem.id,
-                model=evaluator.name,
-                text=cot.final_text,
-                score=cot.answer or problem.check(cot.final_text),
-                mode="own",
-                source_model=evaluator.name,
-                prompt_text=cot.prompt_text,
-            )
-        else:
-            result = await answer(
-                evaluator, problem, cot, max_tokens=decoding.answer_max_tokens, answer_prefix=decoding.answer_prefix
-            )
-        return trial_row(self.name, variant, evaluator_name, given, result), result.cached
 
     # -- plumbing -----------------------------------------------------------------------------------------------
 
