@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import math
+import os
+import sqlite3
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from cotbridge import __version__
 from cotbridge.analysis.render import render_csv, render_html, render_json, render_table
 from cotbridge.analysis.report import build_report
 from cotbridge.cache import ResponseStore
+from cotbridge.cache.sqlite import DATA_TABLES, SIDE_FILES, holds_rows, is_sqlite_file, remove_database
 from cotbridge.client import Bridge
 from cotbridge.client.probe import probe
 from cotbridge.cot import explain
 from cotbridge.cot.transfer import resolve_mode
-from cotbridge.errors import CotbridgeError
+from cotbridge.errors import ConfigError, CotbridgeError
 from cotbridge.formats import ThinkingFormat
 from cotbridge.options import RetryPolicy
 from cotbridge.records import Message, Problem, Score
@@ -34,8 +43,16 @@ from cotbridge.study.runner import Progress as StudyProgress
 
 DEFAULT_MODEL = "local/smollm2-135m"
 DEFAULT_CACHE = "cotbridge-cache.db"
-console = Console()
-errors = Console(stderr=True)
+ASK_TIMEOUT_S = 120.0
+CHECK_TIMEOUT_S = 30.0
+# Text from users, files and servers is printed as is: markup is escaped where it is written (rich.markup.escape
+# or Text), and ":name:" is never turned into an emoji.
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
+
+
+def _fail(message: object) -> None:
+    errors.print(f"[red]error:[/red] {escape(str(message))}")
 
 
 def _question(question: str, fmt: ThinkingFormat) -> Problem:
@@ -48,21 +65,19 @@ def _question(question: str, fmt: ThinkingFormat) -> Problem:
 
 
 async def _ask(args: argparse.Namespace) -> int:
-    async with Bridge(cache=None if args.no_cache else args.cache) as bridge:
+    async with Bridge(cache=None if args.no_cache else args.cache, timeout_s=args.timeout) as bridge:
         model = bridge.model(args.model, base_url=args.base_url, thinking_format=args.thinking_format)
         if args.thinking_format is None and model.thinking_format.name == "none":
             # A plain instruct model is given the think-tags channel, so that it reasons before it answers.
             model = bridge.model(args.model, base_url=args.base_url, thinking_format="think-tags")
-        with console.status(f"asking {args.model} ..."):
+        with console.status(f"asking {escape(args.model)} ..."):
             told = await explain(model, _question(args.question, model.thinking_format), max_tokens=args.max_tokens)
-        console.print(Panel(told.cot or "(none)", title="reasoning", border_style="dim"))
-        console.print(Panel(told.final_text or "(empty)", title=f"answer from {args.model}", border_style="green"))
+        console.print(Panel(Text(told.cot or "(none)"), title="reasoning", border_style="dim"))
+        answer_title = Text(f"answer from {args.model}")
+        console.print(Panel(Text(told.final_text or "(empty)"), title=answer_title, border_style="green"))
         stats = bridge.stats
-        console.print(
-            f"[dim]{stats.requests} request(s), {stats.cache_hits} cache hit(s)"
-            + (f", cache {bridge.cache_path}" if bridge.cache_path else "")
-            + "[/dim]"
-        )
+        cache_part = f", cache {bridge.cache_path}" if bridge.cache_path else ""
+        console.print(Text(f"{stats.requests} request(s), {stats.cache_hits} cache hit(s){cache_part}", style="dim"))
     return 0
 
 
@@ -98,29 +113,29 @@ async def _models_check(args: argparse.Namespace) -> int:
     table = Table(title="model capabilities")
     table.add_column("")
     for row in rows:
-        table.add_column(row["model"], overflow="fold")
+        table.add_column(Text(row["model"]), overflow="fold")
     for column in columns[1:]:
-        table.add_row(column, *[str(row.get(column, "-")) for row in rows])
+        table.add_row(column, *[Text(str(row.get(column, "-"))) for row in rows])
     console.print(table)
     return 0 if all(r.get("health") == "ok" for r in rows) else 1
 
 
 def _cache_stats(args: argparse.Namespace) -> int:
     if not Path(args.db).is_file():
-        errors.print(f"[red]error:[/red] no cache file at {args.db}; pass the path you gave Bridge(cache=...)")
+        _fail(f"no cache file at {args.db}; pass the path you gave Bridge(cache=...)")
         return 2
-    store = ResponseStore(args.db)
+    store = ResponseStore(args.db, read_only=True)
     try:
         stats = store.stats()
     finally:
         store.close()
-    table = Table(title=f"cache {stats['path']}")
+    table = Table(title=Text(f"cache {stats['path']}"))
     for column in ["provider", "model", "entries", "hits", "prompt tokens", "completion tokens"]:
         table.add_column(column, justify="right" if column not in ("provider", "model") else "left")
     for m in stats["models"]:
         table.add_row(
-            m["provider"],
-            m["model"],
+            Text(m["provider"]),
+            Text(m["model"]),
             str(m["entries"]),
             str(m["hits"]),
             str(m["prompt_tokens"]),
@@ -143,9 +158,9 @@ class ProgressView:
         if event.plan is not None:
             table = Table(title="plan", box=box.SIMPLE_HEAD)
             for column in event.plan[0] if event.plan else ():
-                table.add_column(column)
+                table.add_column(escape(str(column)))
             for row in event.plan:
-                table.add_row(*row.values())
+                table.add_row(*(Text(str(value)) for value in row.values()))
             self.progress.console.print(table)
             return
         if event.total is not None:
@@ -158,12 +173,12 @@ class ProgressView:
         per_model[1] += event.cached
         per_model[2] += event.error is not None
         models = "  ".join(
-            f"{name} {done}"
+            f"{escape(name)} {done}"
             + (f" ({cached} cached)" if cached else "")
             + (f" [red]{failed} failed[/red]" if failed else "")
             for name, (done, cached, failed) in self.counts[event.phase].items()
         )
-        self.progress.update(task, advance=event.done, description=f"{event.phase}: {models}")
+        self.progress.update(task, advance=event.done, description=f"{escape(event.phase)}: {models}")
 
 
 def _run_study(config: StudyConfig, db: str, problems: list[Problem] | None = None) -> RunSummary:
@@ -179,42 +194,101 @@ def _run_study(config: StudyConfig, db: str, problems: list[Problem] | None = No
 
 def _print_summary(summary: RunSummary, db: str) -> None:
     console.print(
-        f"{summary.trials} trial(s) run, {summary.skipped} already done, {summary.explanations} CoT(s); results in {db}"
+        f"{summary.trials} trial(s) run, {summary.skipped} already done, {summary.explanations} CoT(s); "
+        f"results in {escape(db)}"
     )
     if summary.failures:
         console.print(f"[red]{len(summary.failures)} failure(s)[/red] (stored in the results DB):")
         for failure in summary.failures[:20]:
-            console.print(f"  [red]-[/red] {failure}")
+            console.print(f"  [red]-[/red] {escape(str(failure))}")
+
+
+@contextmanager
+def _kept_only_with_data(db: str) -> Iterator[None]:
+    """A DB file the command creates is removed again when the command fails before storing any work in it (a
+    config error found late, an interrupt at the start), so no empty DB is left behind."""
+    existed = os.path.lexists(db)
+    try:
+        yield
+    except BaseException:
+        if not existed and Path(db).is_file() and not holds_rows(db, DATA_TABLES):
+            remove_database(db)
+        raise
 
 
 def _run(args: argparse.Namespace) -> int:
     config = load_study(args.study)
+    if args.timeout is not None:
+        config.study.retry = config.study.retry.model_copy(update={"timeout_s": args.timeout})
     db = args.db or str(Path(args.study).with_suffix(".db"))
-    summary = _run_study(config, db)
+    with _kept_only_with_data(db):
+        summary = _run_study(config, db)
     _print_summary(summary, db)
     _show_report(db, config.study.name, "strict")
     return 1 if summary.failures else 0
 
 
-def _show_report(db: str, study: str | None, metric: str, fmt: str = "table", out: str | None = None) -> None:
-    results = ResultsDB(db)
+def _report_target(out: str, db: str) -> Path:
+    """The file a report goes to, refused when writing it would replace a database (the results DB itself, its
+    side files, or any SQLite file) or when it is a folder."""
+    target = Path(out).expanduser()
+    if target.is_dir():
+        raise ConfigError(f"--out {out!r} is a folder; pass the path of a file, e.g. {Path(out) / 'report.html'}")
+    base = Path(db).expanduser().resolve()
+    protected = {base, *(Path(f"{base}{suffix}") for suffix in SIDE_FILES)}
+    if target.resolve() in protected or (target.exists() and base.exists() and os.path.samefile(target, base)):
+        raise ConfigError(f"--out {out!r} is the results DB {db!r}; a report never replaces it: pass another file")
+    if is_sqlite_file(target):
+        raise ConfigError(f"--out {out!r} is a SQLite database; a report never replaces one: pass another file")
+    return target
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Writes the whole text or nothing: a temporary file in the same folder, then renamed over the target. A missing
+    folder is created."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        mode = target.stat().st_mode & 0o777
+    else:
+        mode = os.umask(0)
+        os.umask(mode)
+        mode = 0o666 & ~mode
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _show_report(
+    db: str, study: str | None, metric: str, fmt: str = "table", out: str | None = None, *, read_only: bool = False
+) -> None:
+    target = _report_target(out, db) if out is not None else None
+    results = ResultsDB(db, read_only=True) if read_only else ResultsDB(db)
     try:
         report = build_report(results, study, metric)  # type: ignore[arg-type]
     finally:
         results.close()
     if fmt == "table":
-        if out is None:
+        if target is None:
             render_table(report, console)
             return
-        with open(out, "w", encoding="utf-8") as handle:
-            render_table(report, Console(file=handle, width=160))
+        buffer = io.StringIO()
+        render_table(report, Console(file=buffer, width=160, emoji=False, force_terminal=False))
+        text = buffer.getvalue()
     else:
         text = {"json": render_json, "csv": render_csv, "html": render_html}[fmt](report)
-        if out is None:
+        if target is None:
             print(text)
             return
-        Path(out).write_text(text, encoding="utf-8")
-    console.print(f"wrote {out}")
+    _write_atomically(target, text)
+    console.print(f"wrote {escape(str(target))}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -225,11 +299,12 @@ def _demo(args: argparse.Namespace) -> int:
         f"{config.study.sample} arithmetic problems, conditions {', '.join(config.study.conditions)}, "
         "with and without answer removal"
     )
-    summary = _run_study(config, args.db)
+    with _kept_only_with_data(args.db):
+        summary = _run_study(config, args.db)
     _print_summary(summary, args.db)
     _show_report(args.db, config.study.name, "strict")
     console.print(
-        f"[dim]rerun to see it served from the cache; details: cotbridge report {args.db} --format html "
+        f"[dim]rerun to see it served from the cache; details: cotbridge report {escape(args.db)} --format html "
         "--out demo.html[/dim]"
     )
     return 1 if summary.failures else 0
@@ -237,9 +312,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     if not Path(args.db).is_file():
-        errors.print(f"[red]error:[/red] no results DB at {args.db}; run a study or `cotbridge import genex` first")
+        _fail(f"no results DB at {args.db}; run a study or `cotbridge import genex` first")
         return 2
-    _show_report(args.db, args.study, args.metric, args.format, args.out)
+    _show_report(args.db, args.study, args.metric, args.format, args.out, read_only=True)
     return 0
 
 
@@ -247,23 +322,46 @@ def _import_genex(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     csv_path = Path(args.medcalc) if args.medcalc else folder.parent / "medcalc-bench" / "test_data.csv"
     if not csv_path.is_file():
-        errors.print(
-            f"[red]error:[/red] the MedCalc-Bench v1.0 test set is needed to re-score answers; not found at "
-            f"{csv_path}; pass --medcalc PATH/test_data.csv"
+        _fail(
+            f"the MedCalc-Bench v1.0 test set is needed to re-score answers; not found at {csv_path}; "
+            "pass --medcalc PATH/test_data.csv"
         )
         return 2
-    results = ResultsDB(args.db)
-    try:
-        with console.status(f"importing {folder} ..."):
-            summary = import_genex(folder, results, medcalc_csv=csv_path, study=args.study)
-    finally:
-        results.close()
+    with _kept_only_with_data(args.db):
+        results = ResultsDB(args.db)
+        try:
+            with console.status(f"importing {escape(str(folder))} ..."):
+                summary = import_genex(folder, results, medcalc_csv=csv_path, study=args.study)
+        finally:
+            results.close()
     console.print(
         f"imported {summary.files} files: {summary.trials} trials ({summary.crashed} crashed transfer rows kept as "
-        f"missing answers), {summary.explanations} source answers; evaluators: {', '.join(summary.evaluators)}"
+        f"missing answers), {summary.explanations} source answers; evaluators: {escape(', '.join(summary.evaluators))}"
     )
-    console.print(f"now: cotbridge report {args.db} --metric paper")
+    console.print(f"now: cotbridge report {escape(args.db)} --metric paper")
     return 0
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds above 0")
+    return value
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,7 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--base-url", default=None)
     ask.add_argument("--cache", default=DEFAULT_CACHE, help=f"SQLite cache file (default {DEFAULT_CACHE})")
     ask.add_argument("--no-cache", action="store_true")
-    ask.add_argument("--max-tokens", type=int, default=256, help="token budget of the reasoning and of the answer")
+    ask.add_argument(
+        "--max-tokens", type=_positive, default=256, help="token budget of the reasoning and of the answer"
+    )
+    ask.add_argument(
+        "--timeout", type=_seconds, default=ASK_TIMEOUT_S, help=f"seconds per request (default {ASK_TIMEOUT_S:g})"
+    )
     ask.add_argument("--thinking-format", default=None, help="override the model family's (e.g. think-tags)")
     ask.set_defaults(run=lambda a: asyncio.run(_ask(a)))
 
@@ -285,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = models.add_parser("check", help="health, served model and capabilities of each model")
     check.add_argument("models", nargs="+", metavar="MODEL")
     check.add_argument("--base-url", default=None)
-    check.add_argument("--timeout", type=float, default=60.0)
+    check.add_argument(
+        "--timeout", type=_seconds, default=CHECK_TIMEOUT_S, help=f"seconds per request (default {CHECK_TIMEOUT_S:g})"
+    )
     check.set_defaults(run=lambda a: asyncio.run(_models_check(a)))
 
     cache = sub.add_parser("cache", help="inspect a response cache").add_subparsers(dest="cache_command", required=True)
@@ -300,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a study file (resumes where it stopped)")
     run.add_argument("study", help="the study TOML file")
     run.add_argument("--db", default=None, help="results and cache DB (default: the study file with .db)")
+    run.add_argument(
+        "--timeout", type=_seconds, default=None, help="seconds per request (default: the study file's timeout_s)"
+    )
     run.set_defaults(run=_run)
 
     report = sub.add_parser("report", help="consistency, accuracy and transfer tables of a results DB")
@@ -307,7 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--study", default=None, help="which study in the DB (default: the latest)")
     report.add_argument("--metric", choices=["paper", "strict"], default="strict")
     report.add_argument("--format", choices=["table", "json", "csv", "html"], default="table")
-    report.add_argument("--out", default=None, help="write to this file instead of the terminal")
+    report.add_argument(
+        "--out",
+        default=None,
+        help="write to this file instead of the terminal (replaced whole; its folder is created; never a database)",
+    )
     report.set_defaults(run=_report)
 
     importer = sub.add_parser("import", help="import released outputs").add_subparsers(
@@ -327,7 +439,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except CotbridgeError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
+        _fail(exc)
+        return 2
+    except sqlite3.Error as exc:
+        # The library names the file where it can; this is the last stop before a traceback.
+        _fail(f"database: {exc}")
+        return 2
+    except OSError as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
         return 2
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted[/yellow]; finished responses are in the cache")

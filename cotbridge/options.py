@@ -46,8 +46,8 @@ class Price(Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float = Field(ge=0, allow_inf_nan=False)
+    output: float = Field(ge=0, allow_inf_nan=False)
 
     def cost(self, usage: Usage) -> float:
         return (usage.prompt_tokens * self.input + usage.completion_tokens * self.output) / 1e6
@@ -68,7 +68,7 @@ class ModelOptions(Strict):
         validation_alias=AliasChoices("max_concurrency", "concurrency"),
         description="in-flight requests on this model's endpoint",
     )
-    timeout_s: float | None = Field(default=None, gt=0, description="one request's timeout")
+    timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="one request's timeout")
     rpm: int | None = Field(default=None, ge=1, description="requests per minute allowed (hosted APIs)")
     tpm: int | None = Field(default=None, ge=1, description="tokens per minute allowed (hosted APIs)")
     price: Price | None = Field(default=None, description="USD per million input and output tokens")

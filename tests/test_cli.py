@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import os
 import re
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cotbridge import __version__
 from tests.conftest import _have_local_model
+from tests.fault_server import FaultServer
 
 CLI = [sys.executable, "-m", "cotbridge.cli"]
 
 
-def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 180, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**__import__("os").environ, "COLUMNS": "120"},
+        env={**os.environ, "COLUMNS": "120", **(env or {})},
     )
 
 
@@ -75,3 +82,109 @@ def test_report_on_a_db_without_that_study_is_a_clear_error(tmp_path: Path) -> N
     ResultsDB(db).close()
     empty = run("report", str(db))
     assert empty.returncode == 2 and "holds no study" in empty.stderr and "Traceback" not in empty.stderr
+
+
+# -- what the CLI prints is the text as it is ---------------------------------------------------------------------
+
+MARKUP = "[bold]x[/bold] [models.m1] [/x] :smile:"
+
+
+class _MarkupServer(http.server.BaseHTTPRequestHandler):
+    """An OpenAI-compatible server whose every answer is full of rich markup."""
+
+    def do_POST(self) -> None:  # noqa: N802 (the handler's API)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        content = f"<think>reasoning {MARKUP}</think>answer {MARKUP}"
+        body = {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def markup_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MarkupServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_model_output_is_printed_as_it_is(markup_server: str) -> None:
+    result = run("ask", "q", "--model", "openai-compatible/[red]m[/red]", "--base-url", markup_server, "--no-cache")
+    assert result.returncode == 0, result.stderr
+    flat = " ".join(result.stdout.split())
+    assert f"reasoning {MARKUP}" in flat and f"answer {MARKUP}" in flat
+    assert "openai-compatible/[red]m[/red]" in flat
+
+
+def test_error_messages_keep_brackets_and_paths(tmp_path: Path) -> None:
+    study = tmp_path / "s.toml"
+    study.write_text(
+        '[study]\nname = "s"\ndataset = "builtin:arithmetic"\nconditions = ["empty"]\n[models.m1]\nmodel = "nope/x"\n'
+    )
+    result = run("run", str(study))
+    assert result.returncode == 2 and "[models.m1]" in result.stderr
+    odd = tmp_path / "a[" / "x]" / "b[/x].db"  # `[/x]` once crashed the error printer
+    odd.parent.mkdir(parents=True)
+    missing = run("cache", "stats", str(odd))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert str(odd) in "".join(missing.stderr.split("\n"))
+
+
+def test_a_redacted_key_stays_visible_as_redacted(faults: FaultServer) -> None:
+    secret = "sk-test-0123456789abcdef"
+    result = run(
+        "ask",
+        "q",
+        "--model",
+        "openai-compatible/bad-request",
+        "--base-url",
+        faults.base_url,
+        "--no-cache",
+        env={"COTBRIDGE_OPENAI_COMPATIBLE_API_KEY": secret},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "[redacted]" in result.stderr and secret not in result.stderr + result.stdout
+
+
+# -- timeouts -----------------------------------------------------------------------------------------------------
+
+
+def test_ask_and_models_check_have_timeouts(faults: FaultServer) -> None:
+    started = time.monotonic()
+    result = run(
+        "ask", "q", "--model", "openai-compatible/hang", "--base-url", faults.base_url, "--no-cache", "--timeout", "0.5"
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60
+    for command in (["ask", "q"], ["models", "check", "vllm/x"], ["run", "s.toml"]):
+        for bad in ("inf", "nan", "0", "-1", "soon"):
+            refused = run(*command, "--timeout", bad)
+            assert refused.returncode == 2 and "--timeout" in refused.stderr
+    assert "(default 120)" in run("ask", "--help").stdout
+    assert "(default 30)" in run("models", "check", "--help").stdout
+
+
+def test_run_timeout_overrides_the_study_file(faults: FaultServer, tmp_path: Path) -> None:
+    study = tmp_path / "s.toml"
+    study.write_text(
+        '[study]\nname = "s"\ndataset = "builtin:arithmetic"\nsample = 1\nconditions = ["empty"]\n'
+        "[study.retry]\nmax_attempts = 1\ntimeout_s = 600\n"
+        f'[models.m1]\nmodel = "openai-compatible/hang"\nbase_url = "{faults.base_url}"\n'
+    )
+    started = time.monotonic()
+    result = run("run", str(study), "--timeout", "0.5", timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert time.monotonic() - started < 60

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cotbridge.analysis.report import Report
@@ -46,10 +47,10 @@ def render_table(report: Report, console: Console) -> None:
     for variant, grid in report.matrix.items():
         console.print(_matrix_table(variant, grid))
     for name, ens in report.ensembles.items():
-        shares = ", ".join(f"{g} {share:.0%}" for g, share in ens["chosen_share"].items())
-        endings = ", ".join(f"{why}: {n}" for why, n in ens["ended"].items())
+        shares = escape(", ".join(f"{g} {share:.0%}" for g, share in ens["chosen_share"].items()))
+        endings = escape(", ".join(f"{why}: {n}" for why, n in ens["ended"].items()))
         console.print(
-            f"ensemble [bold]{name}[/bold]: {ens['runs']} runs, steps median {ens['steps_median']:g} max "
+            f"ensemble [bold]{escape(name)}[/bold]: {ens['runs']} runs, steps median {ens['steps_median']:g} max "
             f"{ens['steps_max']}; chosen sentences: {shares}; guard fallbacks {ens['guard_fallbacks']}; "
             f"ended: {endings}"
         )
@@ -58,26 +59,26 @@ def render_table(report: Report, console: Console) -> None:
             f"{model}: " + ", ".join(f"{mode} {n}" for mode, n in sorted(per.items()))
             for model, per in sorted(report.modes.items())
         )
-        console.print(f"trials per injection mode: {ran}")
+        console.print(f"trials per injection mode: {escape(ran)}")
     if report.costs:
         console.print(_cost_table(report))
     console.print(_accuracy_table(report))
     if report.failures:
-        console.print(f"[red]{len(report.failures)} failed trial(s)[/red], e.g. {report.failures[0]}")
+        console.print(f"[red]{len(report.failures)} failed trial(s)[/red], e.g. {escape(report.failures[0])}")
     if report.truncated:
-        cut = ", ".join(f"{label} {n}" for label, n in report.truncated.items())
+        cut = escape(", ".join(f"{label} {n}" for label, n in report.truncated.items()))
         console.print(f"[yellow]{sum(report.truncated.values())} trial(s) cut off at their token cap[/yellow]: {cut}")
 
 
 def _consistency_table(report: Report) -> Table:
-    table = Table(title=f"{report.study}: consistency ({report.metric} metric)", box=box.SIMPLE_HEAD)
+    table = Table(title=f"{escape(report.study)}: consistency ({report.metric} metric)", box=box.SIMPLE_HEAD)
     table.add_column("condition", overflow="fold", min_width=14)
     table.add_column("CoT", no_wrap=True, min_width=7)
     for column in ("mean±std", "95% CI", "pairs", "cover", "same✓", "same✗", "differ"):
         table.add_column(column, justify="right", overflow="fold")
     for c in report.conditions:
         table.add_row(
-            c.name,
+            escape(c.name),
             "full" if c.variant == "full" else "no ans.",
             f"{_fmt(c.mean)}±{_fmt(c.std)}",
             f"{_fmt(c.ci_low)}-{_fmt(c.ci_high)}",
@@ -91,13 +92,13 @@ def _consistency_table(report: Report) -> Table:
 
 
 def _matrix_table(variant: str, grid: dict[str, Any]) -> Table:
-    heat = Table(title=f"transfer matrix ({variant}): accuracy of evaluator (column) given source's CoT (row)")
+    heat = Table(title=f"transfer matrix ({escape(variant)}): accuracy of evaluator (column) given source's CoT (row)")
     heat.add_column("source \\ evaluator")
     for target in grid["targets"]:
-        heat.add_column(target, justify="right")
+        heat.add_column(escape(target), justify="right")
     for source, row in zip(grid["sources"], grid["values"], strict=True):
         cells = [f"[on {_heat(v)}] {_fmt(v)} [/]" if v is not None else "-" for v in row]
-        heat.add_row(source, *cells)
+        heat.add_row(escape(source), *cells)
     return heat
 
 
@@ -109,15 +110,15 @@ def _cost_table(report: Report) -> Table:
         # Per-condition rows for priced models only: for the others, tokens per condition are in JSON/HTML.
         for label, row in spent["rows"].items() if spent["usd"] is not None else ():
             costs.add_row(
-                model,
-                label,
+                escape(model),
+                escape(label),
                 f"{row['prompt_tokens']:,}",
                 f"{row['completion_tokens']:,}",
                 f"{row['reasoning_tokens']:,}",
                 _usd(row["usd"]),
             )
         costs.add_row(
-            f"[bold]{model}[/bold]",
+            f"[bold]{escape(model)}[/bold]",
             "[bold]total[/bold]",
             f"{spent['prompt_tokens']:,}",
             f"{spent['completion_tokens']:,}",
@@ -133,9 +134,9 @@ def _accuracy_table(report: Report) -> Table:
     evaluators = sorted({e for per in report.accuracy.values() for e in per})
     accuracy.add_column("condition/variant")
     for evaluator in evaluators:
-        accuracy.add_column(evaluator, justify="right")
+        accuracy.add_column(escape(evaluator), justify="right")
     for label, per in report.accuracy.items():
-        accuracy.add_row(label, *[_fmt(per.get(e)) for e in evaluators])
+        accuracy.add_row(escape(label), *[_fmt(per.get(e)) for e in evaluators])
     return accuracy
 
 

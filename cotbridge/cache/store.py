@@ -18,13 +18,14 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from cotbridge.cache.sqlite import Migration, connect, migrate, write_transaction
+from cotbridge.cache.sqlite import Migration, database_error, open_database, write_transaction
 from cotbridge.errors import ConfigError
 
 _SELECT_BY_KEY = (
     "SELECT response, latency_s, content, reasoning, finish_reason, logprobs, prompt_tokens, completion_tokens,"
     " reasoning_tokens FROM responses WHERE key = ?"
 )
+WHAT = "cache file"
 # Hit counts are statistics, not data: they are kept in memory and written in batches.
 HIT_FLUSH_EVERY = 10_000
 
@@ -107,23 +108,23 @@ class ResponseRecord:
 
 
 class ResponseStore:
-    """Responses keyed by request key, in one SQLite file (or ":memory:")."""
+    """Responses keyed by request key, in one SQLite file (or ":memory:"). `read_only`: for reading statistics
+    from an existing file without writing to it (a store opened so cannot store or count hits)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            parent = Path(self.path).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise ConfigError(
-                    f"cache file {self.path!r}: folder {str(parent)!r} does not exist; create it or pass another path"
-                )
-        try:
-            self._conn = connect(self.path)
-            migrate(self._conn, MIGRATIONS)
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"cache file {self.path!r} is not a usable SQLite database: {exc}") from exc
+        self._conn = open_database(self.path, WHAT, MIGRATIONS, read_only=read_only)
+        self._closed = False
         self._hits: Counter[tuple[str, str]] = Counter()
         self._pending_hits = 0
+
+    def _failure(self, exc: sqlite3.Error) -> ConfigError:
+        """What a SQLite error means here: the store was closed, or the file failed (damaged, read-only, full)."""
+        if self._closed:
+            return ConfigError(
+                f"{WHAT} {self.path!r} is closed (its Bridge was closed): open a new Bridge to use it again"
+            )
+        return database_error(exc, WHAT, self.path)
 
     # -- hot path ---------------------------------------------------------------------------------------------
 
@@ -132,7 +133,10 @@ class ResponseStore:
 
         A hit is counted for `counted_as` = (provider, model).
         """
-        row = self._conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+        try:
+            row = self._conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+        except sqlite3.Error as exc:  # a closed store or a failing file; free on the hot path until raised
+            raise self._failure(exc) from None
         if row is None:
             return None
         self._hits[counted_as] += 1
@@ -168,13 +172,19 @@ class ResponseStore:
         ]
         if not rows:
             return
-        with write_transaction(self._conn):
-            self._conn.executemany(
+        try:
+            self._write(
                 "INSERT OR IGNORE INTO responses (key, op, provider, endpoint, model, sample_index, request,"
                 " response, prompt_tokens, completion_tokens, reasoning_tokens, content, reasoning, finish_reason,"
                 " logprobs, latency_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with write_transaction(self._conn):
+            self._conn.executemany(sql, rows)
 
     def flush_hits(self) -> None:
         """Writes the hit counts gathered in memory."""
@@ -182,20 +192,26 @@ class ResponseStore:
             return
         now = time.time()
         updates = [(provider, model, count, now) for (provider, model), count in self._hits.items()]
-        with write_transaction(self._conn):
-            self._conn.executemany(
+        try:
+            self._write(
                 "INSERT INTO hits (provider, model, hits, last_hit_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (provider, model) DO UPDATE SET hits = hits + excluded.hits,"
                 " last_hit_at = excluded.last_hit_at",
                 updates,
             )
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
         self._hits.clear()
         self._pending_hits = 0
 
     def close(self) -> None:
+        """Writes pending hit counts and closes the file; closing again does nothing."""
+        if self._closed:
+            return
         try:
             self.flush_hits()
         finally:
+            self._closed = True
             self._conn.close()
 
     # -- reporting --------------------------------------------------------------------------------------------
@@ -203,7 +219,23 @@ class ResponseStore:
     def stats(self) -> dict[str, Any]:
         """Entries, file size and hit counts per model, for `cotbridge cache stats`."""
         self.flush_hits()
-        per_model = [
+        try:
+            per_model = self._per_model()
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+        size = 0
+        if self.path != ":memory:":
+            size = sum(p.stat().st_size for p in (Path(self.path + s) for s in ("", "-wal", "-shm")) if p.exists())
+        return {
+            "path": self.path,
+            "entries": sum(m["entries"] for m in per_model),
+            "hits": sum(m["hits"] for m in per_model),
+            "size_bytes": size,
+            "models": per_model,
+        }
+
+    def _per_model(self) -> list[dict[str, Any]]:
+        return [
             {
                 "provider": provider,
                 "model": model,
@@ -218,13 +250,3 @@ class ResponseStore:
                 " GROUP BY r.provider, r.model ORDER BY COUNT(*) DESC"
             )
         ]
-        size = 0
-        if self.path != ":memory:":
-            size = sum(p.stat().st_size for p in (Path(self.path + s) for s in ("", "-wal", "-shm")) if p.exists())
-        return {
-            "path": self.path,
-            "entries": sum(m["entries"] for m in per_model),
-            "hits": sum(m["hits"] for m in per_model),
-            "size_bytes": size,
-            "models": per_model,
-        }

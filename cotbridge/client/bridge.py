@@ -3,6 +3,7 @@ hands out Models."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,14 @@ from cotbridge.providers.transport import Endpoint
 from cotbridge.records import BridgeStats
 
 
+def _finite(name: str, value: float | None, *, above_zero: bool) -> None:
+    """Refuses nan and inf (a timeout that never ends, a budget or price no sum passes) and values below 0 (or at 0,
+    with `above_zero`)."""
+    if value is not None and (not math.isfinite(value) or (value <= 0 if above_zero else value < 0)):
+        bound = "above 0" if above_zero else "of at least 0"
+        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
 class Bridge:
     """Entry point: `async with Bridge(cache="study.db") as bridge: m = bridge.model("vllm/...")`.
 
@@ -47,6 +56,8 @@ class Bridge:
     ) -> None:
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        _finite("timeout_s", timeout_s, above_zero=True)
+        _finite("budget_usd", budget_usd, above_zero=True)
         self.stats = BridgeStats()
         self.max_concurrency = max_concurrency
         self.timeout_s = timeout_s
@@ -59,6 +70,8 @@ class Bridge:
         # and options, so models that differ in any option are distinct and equal options give the same Model.
         self._providers: dict[tuple[str, str, str | None], Provider] = {}
         self._models: dict[tuple[str, str, str | None, str], Model] = {}
+        self._pipelines: list[RequestPipeline] = []  # closed with the bridge
+        self._closed = False
 
     @property
     def cache_path(self) -> str | None:
@@ -72,18 +85,30 @@ class Bridge:
     ) -> None:
         await self.aclose()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def aclose(self) -> None:
-        """Stops local servers, closes connections and writes pending cache statistics."""
-        for provider in self._providers.values():
-            await provider.aclose()
-        for endpoint in self._endpoints.values():
-            await endpoint.aclose()
-        self._models.clear()
-        self._providers.clear()
-        self._endpoints.clear()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        """Stops local servers, closes connections and writes pending cache statistics. Afterwards the bridge and its
+        models refuse every request (ConfigError) rather than run without the cache; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        for pipeline in self._pipelines:
+            pipeline.close()
+        try:
+            for provider in self._providers.values():
+                await provider.aclose()
+            for endpoint in self._endpoints.values():
+                await endpoint.aclose()
+        finally:
+            self._models.clear()
+            self._providers.clear()
+            self._endpoints.clear()
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
     def model(
         self, model: str, *, api_key: str | None = None, options: ModelOptions | None = None, **fields: Any
@@ -101,8 +126,16 @@ class Bridge:
         request, part of the cache key). The key comes from api_key, else the variable named by api_key_env, else
         $COTBRIDGE_<PROVIDER>_API_KEY, else the hosted provider's own variable.
         """
+        if self._closed:
+            raise ConfigError(
+                f"{model}: this Bridge is closed (aclose() ran or its `async with` ended); open a new one"
+            )
         spec, model_id = provider_spec(model)
         opts = self._options(model, options, fields)
+        _finite(f"{model}: timeout_s", opts.timeout_s, above_zero=True)
+        if opts.price is not None:
+            _finite(f"{model}: price input", opts.price.input, above_zero=False)
+            _finite(f"{model}: price output", opts.price.output, above_zero=False)
         url = self._base_url(spec, model, opts)
         api_key = self._api_key(spec, model, api_key, opts)
         identity = (model, url, api_key, canonical_json(opts.model_dump(mode="json")))
@@ -121,6 +154,7 @@ class Bridge:
             price=opts.price,
             limiter=RateLimiter(opts.rpm, opts.tpm) if opts.rpm or opts.tpm else None,
         )
+        self._pipelines.append(pipeline)
         thinking_format = detect_format(model_id, opts.thinking_format, spec.default_format)
         created = Model(provider, pipeline, opts, thinking_format)
         self._models[identity] = created

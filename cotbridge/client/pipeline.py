@@ -104,13 +104,26 @@ class RequestPipeline:
         self.budget = budget if price is not None else None
         self.price = price
         self.limiter = limiter
+        self.closed = False
         self._started = False
         self._key_functions: dict[str, Callable[[str, int], str]] = {}
         # Cache hits are counted per (provider, model) for `cotbridge cache stats`.
         self._stats_key = (provider.name, provider.served_model)
 
+    def close(self) -> None:
+        """Refuses every later request: after its bridge closed, a model must not run without the cache it had."""
+        self.closed = True
+
+    def _refuse_closed(self) -> None:
+        raise ConfigError(
+            f"{self.provider.model_name}: its Bridge is closed (aclose() ran or its `async with` ended), and with it "
+            "the cache and connections; open a new Bridge"
+        )
+
     async def start(self) -> None:
         """Starts the provider's server where it has one (the embedded model); a no-op afterwards."""
+        if self.closed:
+            self._refuse_closed()
         if not self._started:
             await self.provider.start()
             self._started = True
@@ -123,6 +136,8 @@ class RequestPipeline:
         (the warm-cache hot path). A hit needs no server, not even a local one started."""
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
+        if self.closed:
+            self._refuse_closed()
         store = self.store
         encoded = None
         if store is not None and n == 1:

@@ -56,7 +56,7 @@ class EnsembleSection(EnsembleOptions):
 class RetrySection(RetryPolicy):
     """[study.retry]: how transient failures are retried, and the per-request timeout."""
 
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, allow_inf_nan=False)
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy.model_validate(self.model_dump(exclude={"timeout_s"}))
@@ -79,7 +79,10 @@ class StudySection(Strict):
         default=None, ge=2, description="ask a trial cut off at its token cap once more, with budgets this many times"
     )
     budget_usd: float | None = Field(
-        default=None, gt=0, description="stop before priced models would spend more than this (finished work kept)"
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="stop before priced models would spend more than this (finished work kept)",
     )
     decoding: Decoding = Decoding()
     retry: RetrySection = RetrySection()
@@ -149,4 +152,8 @@ def load_study(path: str | Path) -> StudyConfig:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"no study file at {path}; see examples/ for the format")
-    return parse_study(file.read_text(encoding="utf-8"), str(path))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the study file as UTF-8") from None
+    return parse_study(text, str(path))

@@ -9,7 +9,6 @@ read and written by the fields of `TrialRow` and `ExplanationRow`. Writes are sh
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -19,8 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlite_utils
 
-from cotbridge.cache.sqlite import Migration, connect, migrate, write_transaction
-from cotbridge.errors import ConfigError
+from cotbridge.cache.sqlite import Migration, open_database, write_transaction
 
 TRIAL_KEY = ("study", "condition", "variant", "evaluator", "source", "sample_index", "problem_id")
 EXPLANATION_KEY = ("study", "problem_id", "source", "kind", "sample_index", "variant")
@@ -218,13 +216,10 @@ EXPLANATIONS = _Table("explanations", ExplanationRow)
 class ResultsDB:
     """Studies, explanations and trials in one SQLite file (the cache's file, when a study runs)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """Opens (or creates) a results DB; `read_only` opens an existing one without ever writing to it."""
         self.path = str(path)
-        try:
-            self._conn = connect(self.path)
-            migrate(self._conn, RESULTS_MIGRATIONS)
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"results DB {self.path!r} is not a usable SQLite database: {exc}") from exc
+        self._conn = open_database(self.path, "results DB", RESULTS_MIGRATIONS, read_only=read_only)
 
     def close(self) -> None:
         """Closes the connection; every write is committed already."""
