@@ -17,7 +17,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cotbridge.client import Bridge, Model
 from cotbridge.cot import answer, build_ensemble, explain_samples, remove_answer, remove_answer_by_rule
@@ -98,34 +98,16 @@ def failed_row(
     study: str, variant: Variant, evaluator: str, given: TrialInput, problem_id: str, kind: str, why: str
 ) -> TrialRow:
     """The stored row of a trial that failed: no answer, the error's kind and message."""
-    return TrialRow(
-        study=study,
-        condition=given.condition,
-        variant=variant,
-        evaluator=evaluator,
-        source=given.source,
-        sample_index=given.sample_index,
-        problem_id=problem_id,
-        mode="failed",
-        text=None,
-        answer=None,
-        normalized=None,
-        correct=None,
-        error_kind=kind,
-        error=why[:2000],
+    outcome = dict(
+        mode="failed", text=None, answer=None, normalized=None, correct=None, error_kind=kind, error=why[:2000]
     )
+    return TrialRow(**_identity(study, variant, evaluator, given, problem_id), **outcome)  # type: ignore[arg-type]
 
 
 def trial_row(study: str, variant: Variant, evaluator: str, given: TrialInput, result: Answer) -> TrialRow:
     """The stored row of one trial; `evaluator` is its [models] name."""
     return TrialRow(
-        study=study,
-        condition=given.condition,
-        variant=variant,
-        evaluator=evaluator,
-        source=given.source,
-        sample_index=given.sample_index,
-        problem_id=result.problem_id,
+        **_identity(study, variant, evaluator, given, result.problem_id),
         mode=result.mode,
         text=result.text,
         answer=result.score.parsed,
@@ -136,6 +118,19 @@ def trial_row(study: str, variant: Variant, evaluator: str, given: TrialInput, r
         completion_tokens=result.usage.completion_tokens,
         reasoning_tokens=result.usage.reasoning_tokens,
         truncated=result.truncated,
+    )
+
+
+def _identity(study: str, variant: Variant, evaluator: str, given: TrialInput, problem_id: str) -> dict[str, Any]:
+    """The fields that identify a trial (its key in the results DB)."""
+    return dict(
+        study=study,
+        condition=given.condition,
+        variant=variant,
+        evaluator=evaluator,
+        source=given.source,
+        sample_index=given.sample_index,
+        problem_id=problem_id,
     )
 
 
