@@ -607,3 +607,17 @@ def test_medcalc_bad_files(tmp_path: Path) -> None:
     assert caught.value.__cause__ is None
     with pytest.raises(ConfigError, match="no rows"):
         load_dataset(f"medcalc:{write_medcalc(tmp_path / 'c.csv', [])}")
+
+
+@needs_medcalc
+def test_a_byte_order_mark_is_not_data(tmp_path: Path) -> None:
+    # Spreadsheet programs save UTF-8 CSV and JSON Lines with a byte order mark in front.
+    csv_copy = tmp_path / "test_data.csv"
+    head = MEDCALC_CSV.read_text(encoding="utf-8").splitlines(keepends=True)
+    csv_copy.write_text("\ufeff" + "".join(head[:40]), encoding="utf-8")
+    assert [p.id for p in load_medcalc(csv_copy)] == [p.id for p in load_medcalc(MEDCALC_CSV)][
+        : len(load_medcalc(csv_copy))
+    ]
+    lines = tmp_path / "q.jsonl"
+    lines.write_text('\ufeff{"id": "a", "question": "1 + 1?", "answer": 2}\n', encoding="utf-8")
+    assert [p.id for p in load_dataset(f"jsonl:{lines}")] == ["a"]

@@ -362,3 +362,16 @@ async def test_an_answer_cut_off_before_it_began_is_truncated_not_cached(faults:
     assert not [t for t in results.trials("cut") if t.truncated]
     assert {t.answer for t in results.trials("cut") if t.evaluator == "r"} == {"42"}
     results.close()
+
+
+async def test_credentials_in_a_base_url_are_not_stored(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "creds.db"
+    with_creds = faults.base_url.replace("http://", "http://user:hunter2@")
+    text = EDITED.format(answer=8, faults=with_creds, price="").replace('name = "edited"', 'name = "creds"')
+    summary = await run_study(parse_study(text), db)
+    assert summary.trials == 8 and not summary.failures
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"hunter2" not in stored
+    results = ResultsDB(db)
+    assert results.study_config("creds")["models"]["a"]["base_url"] == faults.base_url
+    results.close()

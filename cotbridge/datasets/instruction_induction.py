@@ -112,7 +112,7 @@ def induction_prompt(prompt: str) -> list[Message]:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"instruction-induction: {path}: not a readable JSON file ({exc}); {_FIX}") from None
 

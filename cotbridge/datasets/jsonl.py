@@ -38,7 +38,7 @@ def load_jsonl(path: str | Path, *, dataset: str = DATASET) -> list[Problem]:
     if not path.is_file():
         raise ConfigError(f"jsonl: no such file: {path}; give the path of a .jsonl file, one object a line: {_EXAMPLE}")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"jsonl: {path}: cannot read it as UTF-8 text ({exc})") from None
     problems: list[Problem] = []

@@ -68,7 +68,7 @@ def load_medcalc(path: str | Path) -> list[Problem]:
     if not path.is_file():
         raise ConfigError(f"medcalc: no such file: {path}; {_FIX}")
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM (as Excel saves) is not data
             reader = csv.DictReader(handle)
             missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:

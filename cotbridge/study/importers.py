@@ -63,7 +63,7 @@ def classify(path: Path) -> GenexFile | None:
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for n, line in enumerate(handle, 1):
             if line.strip():
                 try:

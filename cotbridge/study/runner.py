@@ -26,6 +26,7 @@ from cotbridge.cot.transfer import resolve_mode
 from cotbridge.datasets import load_dataset
 from cotbridge.errors import BudgetExceeded, ConfigError, CotbridgeError
 from cotbridge.options import EnsembleOptions
+from cotbridge.providers.transport import public_url
 from cotbridge.records import Answer, Condition, Explanation, Problem, Variant
 from cotbridge.study.config import StudyConfig, StudySection
 from cotbridge.study.explanations import CotKind, ExplanationSet, StudyCot
@@ -132,6 +133,16 @@ def _identity(study: str, variant: Variant, evaluator: str, given: TrialInput, p
         sample_index=given.sample_index,
         problem_id=problem_id,
     )
+
+
+def stored_config(config: StudyConfig) -> dict[str, Any]:
+    """The config as the results DB keeps it: server addresses without credentials or query strings (a key can hide
+    in either), as keys are never stored."""
+    data = config.model_dump(mode="json")
+    for section in data["models"].values():
+        if section.get("base_url"):
+            section["base_url"] = public_url(section["base_url"])
+    return data
 
 
 def _not_cached(result: object) -> bool:
@@ -300,7 +311,7 @@ class StudyRunner:
         self.check()
         self.fill_default_prices()
         self.on_progress(Progress(phase="plan", plan=self.plan()))
-        self.results.save_study(self.name, self.config.model_dump())
+        self.results.save_study(self.name, stored_config(self.config))
         await self._explanations(problems)
         if Condition.ENSEMBLE in self.config.study.conditions:
             await self._ensembles(problems)
