@@ -197,8 +197,11 @@ def _print_summary(summary: RunSummary, db: str) -> None:
         f"{summary.trials} trial(s) run, {summary.skipped} already done, {summary.explanations} CoT(s); "
         f"results in {escape(db)}"
     )
+    if summary.changed:
+        console.print(f"{summary.changed} stored trial(s) done again: the study changed what decides them")
     if summary.failures:
-        console.print(f"[red]{len(summary.failures)} failure(s)[/red] (stored in the results DB):")
+        stored = f"{summary.failed_trials} failed trial(s) stored in the results DB; " if summary.failed_trials else ""
+        console.print(f"[red]{len(summary.failures)} failure(s)[/red] ({stored}a rerun tries them again):")
         for failure in summary.failures[:20]:
             console.print(f"  [red]-[/red] {escape(str(failure))}")
 
@@ -402,7 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--db", default="cotbridge-demo.db", help="results and cache DB (default cotbridge-demo.db)")
     demo.set_defaults(run=_demo)
 
-    run = sub.add_parser("run", help="run a study file (resumes where it stopped)")
+    run = sub.add_parser(
+        "run",
+        help="run a study file (resumes where it stopped)",
+        description="Runs a study file and prints its report. Exit status: 0 when every trial ran, 1 when any failed "
+        "(failed trials are stored with their error, reported, and tried again by the next run), 2 on bad input.",
+    )
     run.add_argument("study", help="the study TOML file")
     run.add_argument("--db", default=None, help="results and cache DB (default: the study file with .db)")
     run.add_argument(

@@ -188,3 +188,8 @@ def test_run_timeout_overrides_the_study_file(faults: FaultServer, tmp_path: Pat
     result = run("run", str(study), "--timeout", "0.5", timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_run_help_says_how_failed_trials_end() -> None:
+    result = run("run", "--help")
+    assert result.returncode == 0 and "1 when any failed" in " ".join(result.stdout.split())
