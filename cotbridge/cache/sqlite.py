@@ -95,7 +95,7 @@ def connect(path: str, what: str = "database", *, read_only: bool = False) -> sq
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.DatabaseError as exc:
         raise database_error(exc, what, path) from None
-    try:
+    with _closed_on_failure(conn, what, path):
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if path != ":memory:":
             claim(conn, path, what, read_only=read_only)
@@ -107,13 +107,20 @@ def connect(path: str, what: str = "database", *, read_only: bool = False) -> sq
         # a study's working set: a warm run is mostly random primary-key reads.
         conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+    return conn
+
+
+@contextmanager
+def _closed_on_failure(conn: sqlite3.Connection, what: str, path: str) -> Iterator[None]:
+    """Closes a connection being set up when the setup fails; a SQLite failure comes out as `database_error`'s."""
+    try:
+        yield
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise database_error(exc, what, path) from None
     except BaseException:
         conn.close()
         raise
-    return conn
 
 
 def claim(conn: sqlite3.Connection, path: str, what: str = "database", *, read_only: bool = False) -> None:
@@ -241,17 +248,11 @@ def open_database(
     if name != ":memory:":
         check_file(name, what, must_exist=read_only)
     conn = connect(name, what, read_only=read_only)
-    try:
+    with _closed_on_failure(conn, what, name):
         if read_only:
             require_migrations(conn, migrations, what, name)
         else:
             migrate(conn, migrations)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise database_error(exc, what, name) from None
-    except BaseException:
-        conn.close()
-        raise
     return conn
 
 

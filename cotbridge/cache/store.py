@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from cotbridge.cache.sqlite import Migration, database_error, open_database, write_transaction
+from cotbridge.cache.sqlite import SIDE_FILES, Migration, database_error, open_database, write_transaction
 from cotbridge.errors import ConfigError
 
 _SELECT_BY_KEY = (
@@ -225,7 +225,7 @@ class ResponseStore:
             raise self._failure(exc) from None
         size = 0
         if self.path != ":memory:":
-            size = sum(p.stat().st_size for p in (Path(self.path + s) for s in ("", "-wal", "-shm")) if p.exists())
+            size = sum(p.stat().st_size for p in (Path(self.path + s) for s in ("", *SIDE_FILES)) if p.exists())
         return {
             "path": self.path,
             "entries": sum(m["entries"] for m in per_model),
