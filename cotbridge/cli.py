@@ -273,7 +273,7 @@ def _show_report(
     db: str, study: str | None, metric: str, fmt: str = "table", out: str | None = None, *, read_only: bool = False
 ) -> None:
     target = _report_target(out, db) if out is not None else None
-    results = ResultsDB(db, read_only=True) if read_only else ResultsDB(db)
+    results = ResultsDB(db, read_only=read_only)
     try:
         report = build_report(results, study, metric)  # type: ignore[arg-type]
     finally:
