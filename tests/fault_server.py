@@ -26,7 +26,7 @@ The `model` field of each request picks the behaviour, so one server covers ever
   body-null, choices-strings, content-parts, usage-many, lone-surrogate
                 answer 200 with a body outside the chat format in one way: `null`, `choices: ["x"]`, the content
                 as a list of text parts, `prompt_tokens: "many"`, a `\\ud800` escape in the content
-Besides the OpenAI chat format it answers in three hosted wire formats, each as its API reference documents:
+Besides the OpenAI chat format it answers in three hosted wire formats (see `tests.imitations`):
 OpenAI's Responses API (`POST /v1/responses`, with a reasoning summary), Anthropic's Messages API
 (`POST /v1/messages`, with a signed thinking block) and Gemini's generateContent
 (`POST /v1beta/models/MODEL:generateContent`, with a thought summary); fault modes work in every format.
@@ -48,6 +48,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from tests.imitations import REASONING
+from tests.imitations.anthropic import anthropic_answer
+from tests.imitations.gemini import gemini_answer
+from tests.imitations.openai_responses import responses_answer
 
 ECHO_MODEL = "Qwen/QwQ-32B"  # the one model whose `echo` requests get prompt log-probs
 
@@ -88,76 +93,6 @@ def completion_for(body: dict[str, Any]) -> dict[str, Any]:
         "model": body.get("model"),
         "choices": choices,
         "usage": {"prompt_tokens": 7, "completion_tokens": 3 * n, "total_tokens": 7 + 3 * n},
-    }
-
-
-REASONING = "Add 17 and 25. That makes 42."
-
-
-def responses_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI Responses API: a reasoning item with a summary, then the message; usage with reasoning tokens."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
-    output: list[dict[str, Any]] = []
-    if "reasoning" in body:
-        summary = [{"type": "summary_text", "text": REASONING}]
-        output.append({"type": "reasoning", "id": f"rs_{digest}", "summary": summary})
-    text: dict[str, Any] = {"type": "output_text", "text": f"answer {digest}", "annotations": []}
-    if "message.output_text.logprobs" in (body.get("include") or ()):
-        text["logprobs"] = [{"token": "answer", "logprob": -0.25, "bytes": [], "top_logprobs": []}]
-    output.append(
-        {"type": "message", "id": f"msg_{digest}", "role": "assistant", "status": "completed", "content": [text]}
-    )
-    return {
-        "id": f"resp_{digest}",
-        "object": "response",
-        "status": "completed",
-        "model": body.get("model"),
-        "output": output,
-        "usage": {
-            "input_tokens": 11,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": 40,
-            "output_tokens_details": {"reasoning_tokens": 32},
-            "total_tokens": 51,
-        },
-    }
-
-
-def anthropic_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """Anthropic Messages API: a signed thinking block when thinking was asked for, then the text."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
-    content: list[dict[str, Any]] = []
-    if (body.get("thinking") or {}).get("type") == "enabled":
-        content.append({"type": "thinking", "thinking": REASONING, "signature": f"sig-{digest}"})
-    content.append({"type": "text", "text": f"answer {digest}"})
-    return {
-        "id": f"msg_{digest}",
-        "type": "message",
-        "role": "assistant",
-        "model": body.get("model"),
-        "content": content,
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 13, "output_tokens": 45},
-    }
-
-
-def gemini_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """Gemini generateContent: a thought-summary part when thoughts were asked for, then the text part."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
-    parts: list[dict[str, Any]] = []
-    if ((body.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts"):
-        parts.append({"text": REASONING, "thought": True})
-    parts.append({"text": f"answer {digest}"})
-    return {
-        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-        "usageMetadata": {
-            "promptTokenCount": 12,
-            "candidatesTokenCount": 5,
-            "thoughtsTokenCount": 20,
-            "totalTokenCount": 37,
-        },
-        "modelVersion": "gemini-2.5-flash",
     }
 
 
