@@ -6,12 +6,9 @@ import argparse
 import asyncio
 import io
 import math
-import os
 import sqlite3
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -27,16 +24,16 @@ from cotbridge import __version__
 from cotbridge.analysis.render import render_csv, render_html, render_json, render_table
 from cotbridge.analysis.report import build_report
 from cotbridge.cache import ResponseStore
-from cotbridge.cache.sqlite import DATA_TABLES, SIDE_FILES, holds_rows, is_sqlite_file, remove_database
 from cotbridge.client import Bridge
 from cotbridge.client.probe import probe
 from cotbridge.cot import explain
 from cotbridge.cot.transfer import resolve_mode
-from cotbridge.errors import ConfigError, CotbridgeError
+from cotbridge.errors import CotbridgeError
 from cotbridge.formats import ThinkingFormat
 from cotbridge.options import RetryPolicy
 from cotbridge.records import Message, Problem, Score
 from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
+from cotbridge.study.files import checked_report_path, removed_if_left_empty, write_atomically
 from cotbridge.study.importers import import_genex
 from cotbridge.study.results import ResultsDB
 from cotbridge.study.runner import Progress as StudyProgress
@@ -206,73 +203,22 @@ def _print_summary(summary: RunSummary, db: str) -> None:
             console.print(f"  [red]-[/red] {escape(str(failure))}")
 
 
-@contextmanager
-def _kept_only_with_data(db: str) -> Iterator[None]:
-    """A DB file the command creates is removed again when the command fails before storing any work in it (a
-    config error found late, an interrupt at the start), so no empty DB is left behind."""
-    existed = os.path.lexists(db)
-    try:
-        yield
-    except BaseException:
-        if not existed and Path(db).is_file() and not holds_rows(db, DATA_TABLES):
-            remove_database(db)
-        raise
-
-
 def _run(args: argparse.Namespace) -> int:
     config = load_study(args.study)
     if args.timeout is not None:
         config.study.retry = config.study.retry.model_copy(update={"timeout_s": args.timeout})
     db = args.db or str(Path(args.study).with_suffix(".db"))
-    with _kept_only_with_data(db):
+    with removed_if_left_empty(db):
         summary = _run_study(config, db)
     _print_summary(summary, db)
     _show_report(db, config.study.name, "strict")
     return 1 if summary.failures else 0
 
 
-def _report_target(out: str, db: str) -> Path:
-    """The file a report goes to, refused when writing it would replace a database (the results DB itself, its
-    side files, or any SQLite file) or when it is a folder."""
-    target = Path(out).expanduser()
-    if target.is_dir():
-        raise ConfigError(f"--out {out!r} is a folder; pass the path of a file, e.g. {Path(out) / 'report.html'}")
-    base = Path(db).expanduser().resolve()
-    protected = {base, *(Path(f"{base}{suffix}") for suffix in SIDE_FILES)}
-    if target.resolve() in protected or (target.exists() and base.exists() and os.path.samefile(target, base)):
-        raise ConfigError(f"--out {out!r} is the results DB {db!r}; a report never replaces it: pass another file")
-    if is_sqlite_file(target):
-        raise ConfigError(f"--out {out!r} is a SQLite database; a report never replaces one: pass another file")
-    return target
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    """Writes the whole text or nothing: a temporary file in the same folder, then renamed over the target. A missing
-    folder is created."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        mode = target.stat().st_mode & 0o777
-    else:
-        mode = os.umask(0)
-        os.umask(mode)
-        mode = 0o666 & ~mode
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _show_report(
     db: str, study: str | None, metric: str, fmt: str = "table", out: str | None = None, *, read_only: bool = False
 ) -> None:
-    target = _report_target(out, db) if out is not None else None
+    target = checked_report_path(out, db) if out is not None else None
     results = ResultsDB(db, read_only=read_only)
     try:
         report = build_report(results, study, metric)  # type: ignore[arg-type]
@@ -290,7 +236,7 @@ def _show_report(
         if target is None:
             print(text)
             return
-    _write_atomically(target, text)
+    write_atomically(target, text)
     console.print(f"wrote {escape(str(target))}")
 
 
@@ -302,7 +248,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"{config.study.sample} arithmetic problems, conditions {', '.join(config.study.conditions)}, "
         "with and without answer removal"
     )
-    with _kept_only_with_data(args.db):
+    with removed_if_left_empty(args.db):
         summary = _run_study(config, args.db)
     _print_summary(summary, args.db)
     _show_report(args.db, config.study.name, "strict")
@@ -330,7 +276,7 @@ def _import_genex(args: argparse.Namespace) -> int:
             "pass --medcalc PATH/test_data.csv"
         )
         return 2
-    with _kept_only_with_data(args.db):
+    with removed_if_left_empty(args.db):
         results = ResultsDB(args.db)
         try:
             with console.status(f"importing {escape(str(folder))} ..."):

@@ -18,6 +18,7 @@ from cotbridge import Bridge
 from cotbridge.cache.sqlite import APPLICATION_ID
 from cotbridge.cache.store import ResponseRecord, ResponseStore
 from cotbridge.errors import ConfigError
+from cotbridge.study.files import checked_report_path, removed_if_left_empty, write_atomically
 from cotbridge.study.results import ResultsDB, TrialRow
 from tests.fault_server import FaultServer
 from tests.test_cli import run
@@ -86,9 +87,10 @@ def record(i: int) -> ResponseRecord:
 def read_only(path: Path) -> Iterator[None]:
     """The file made unwritable: by permissions, or for root (whom permissions do not stop) by `chattr +i`."""
     if os.geteuid() != 0:
-        path.chmod(0o444)
+        folder = path.is_dir()
+        path.chmod(0o555 if folder else 0o444)
         yield
-        path.chmod(0o644)
+        path.chmod(0o755 if folder else 0o644)
         return
     if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode != 0:
         pytest.skip("running as root without chattr: cannot make a file read-only")
@@ -245,7 +247,41 @@ def test_report_out_is_written_whole_into_a_new_folder(tmp_path: Path) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["r.json"]  # no temporary file left
 
 
+def test_a_report_that_cannot_be_written_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    db = results_db(tmp_path / "r.db")
+    with pytest.raises(ConfigError, match=r"is the results DB .*a report never replaces it: pass another file"):
+        checked_report_path(str(db), str(db))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(ConfigError, match=r"notes\.txt is a file, not a folder; pass another path"):
+        checked_report_path(str(notes / "2024" / "r.json"), str(db))
+    result = run("report", str(db), "--format", "json", "--out", str(notes / "r.json"))
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr and "Errno" not in result.stderr
+    assert notes.read_text() == "mine"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with read_only(locked):
+        with pytest.raises(ConfigError, match=r"cannot write .*locked/r\.json: .+; nothing was written there\. Pass"):
+            write_atomically(locked / "r.json", "report")
+        assert not list(locked.iterdir())
+        result = run("report", str(db), "--out", str(locked / "r.json"))
+    assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+
 # -- nothing left behind --------------------------------------------------------------------------------------------
+
+
+def test_a_db_created_by_a_failed_command_is_removed_and_one_with_work_kept(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    with pytest.raises(ConfigError, match="late"), removed_if_left_empty(str(fresh)):
+        ResultsDB(fresh).close()
+        raise ConfigError("late")
+    assert not list(tmp_path.glob("fresh.db*"))
+    worked = tmp_path / "worked.db"
+    with pytest.raises(KeyboardInterrupt), removed_if_left_empty(str(worked)):
+        results_db(worked)
+        raise KeyboardInterrupt
+    assert worked.is_file()
 
 
 def test_a_run_refused_by_its_config_leaves_no_db(tmp_path: Path) -> None:

@@ -20,7 +20,9 @@ from cotbridge.analysis.report import ConditionKey, build_report
 from cotbridge.cot.ensemble import Candidate, EnsembleEnd, EnsembleTrace, Proposer, Step, StepChoice
 from cotbridge.errors import ConfigError
 from cotbridge.records import Condition
+from cotbridge.study import parse_study, run_study
 from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
+from tests.test_cli import run
 
 ANALYSIS = Path(__file__).resolve().parent.parent / "cotbridge" / "analysis"
 
@@ -171,15 +173,19 @@ def test_renderers(results: ResultsDB) -> None:
     assert "s: consistency (paper metric)" in text and "sampled#10" in text and "transfer matrix (full)" in text
     assert "ensemble mix: 3 runs, steps median 3 max 5; chosen sentences: g1 38%, g2 62%; guard fallbacks 2" in text
     assert "trials per injection mode: a: context 4, own 4, prefill 16" in text
+    cut = "ensemble mix: 2 of 3 CoTs truncated (max_steps 2)"
+    assert cut in text and report.ensembles["mix"]["truncated_by"] == {"max_steps": 2}
     data = json.loads(render_json(report))
     assert data["failures"] == []
     assert [c["name"] for c in data["conditions"]][:3] == ["empty", "sampled#2", "sampled#10"]
     assert data == json.loads(json.dumps(report.as_json()))
+    assert (data["ensembles"]["mix"]["truncated"], data["ensembles"]["mix"]["truncation"]) == (2, cut)
     table = list(csv.DictReader(io.StringIO(render_csv(report))))
     assert [(r["name"], r["variant"]) for r in table] == [(c.name, c.variant) for c in report.conditions]
     page = render_html(report)
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
     assert "<td class=l>transfer:b</td>" in page and "Tokens and cost per model and condition" in page
+    assert f"<b>{cut}</b>" in page and "<b>mix</b>: 3 runs" in page
 
 
 def test_every_number_says_its_metric(results: ResultsDB) -> None:
@@ -208,3 +214,105 @@ def test_report_data_needs_no_renderer_and_metrics_do_no_io() -> None:
     assert imported <= {"__future__", "collections", "dataclasses", "itertools", "math", "numpy", "typing"}
     calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert not calls & {"open", "print", "input"}
+
+
+def test_a_study_with_one_evaluator_reports_every_condition(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "one.db")
+    db.save_study("s", {"models": {"a": {}}})
+    answers = {"p1": ("1", True), "p2": ("2", False)}
+    db.put_trials(
+        [
+            trial(condition, "a", source, problem_id=pid, answer=x, normalized=x, correct=ok)
+            for condition, source in (("empty", ""), ("transfer", "a"))
+            for pid, (x, ok) in answers.items()
+        ]
+    )
+    db.close()
+    results = ResultsDB(tmp_path / "one.db", read_only=True)
+    report = build_report(results, None, "strict")
+    results.close()
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert [(r["name"], r["variant"]) for r in rows] == [("empty", "full"), ("transfer:a", "full")]
+    for row in rows:  # no pair to compare: consistency left empty, the rest there
+        assert (row["strict_mean"], row["strict_ci_low"], row["strict_inconsistent"]) == ("", "", "")
+        assert (row["strict_pairs"], row["evaluators"], row["problems"], row["accuracy_a"]) == ("0", "1", "2", "0.5")
+    data = json.loads(render_json(report))
+    assert [(c["name"], c["mean"], c["evaluators"]) for c in data["conditions"]] == [
+        ("empty", None, 1),
+        ("transfer:a", None, 1),
+    ]
+    page = render_html(report)
+    assert "<td class=l>empty</td><td class=l>full</td>" in page and "<td class=l>transfer:a</td>" in page
+    console = Console(record=True, width=200)
+    render_table(report, console)
+    consistency = console.export_text().split("same✓ / same✗")[0]
+    assert "empty" in consistency and "transfer:a" in consistency
+    result = run("report", str(tmp_path / "one.db"), "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("name,variant,metric,") and lines[1].startswith("empty,full,")
+
+
+ENSEMBLES = """
+[study]
+name = "cut"
+dataset = "builtin:arithmetic"
+sample = 3
+conditions = ["ensemble"]
+answer_removal = "none"
+
+[study.decoding]
+answer_max_tokens = 8
+answer_prefix = "Answer:"
+
+[models.smol]
+model = "llamacpp/smollm2-135m"
+base_url = "{llama}"
+thinking_format = "think-tags"
+
+[ensembles.short]
+generators = ["smol"]
+evaluators = ["smol"]
+candidates = 2
+max_sentence_tokens = 24
+max_steps = 2
+
+[ensembles.tight]
+generators = ["smol"]
+evaluators = ["smol"]
+candidates = 2
+max_sentence_tokens = 24
+max_cot_tokens = 1
+"""
+
+
+async def test_every_report_says_how_many_ensemble_cots_were_truncated(llama_server: str, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    summary = await run_study(parse_study(ENSEMBLES.format(llama=llama_server)), db)
+    assert not summary.failures
+    results = ResultsDB(db, read_only=True)
+    stored = {"short": [], "tight": []}  # the truncated flags the run stored with each ensemble CoT
+    for row in results.explanations("cut"):
+        if row.kind == "ensemble" and row.variant == "full":
+            stored[row.source].append(row.truncated)
+    report = build_report(results, "cut", "strict")
+    results.close()
+    short, tight = report.ensembles["short"], report.ensembles["tight"]
+    assert (short["runs"], tight["runs"]) == (3, 3)
+    assert short["truncated"] == sum(stored["short"]) and tight["truncated"] == sum(stored["tight"])
+    assert set(short["truncated_by"]) <= {"max_steps", "no usable candidate"} and short["truncated_by"]["max_steps"]
+    assert set(tight["truncated_by"]) <= {"max_cot_tokens", "no usable candidate"}
+    assert tight["truncated_by"]["max_cot_tokens"]
+    lines = []
+    for name, ens in (("short", short), ("tight", tight)):
+        causes = ", ".join(f"{cause} {n}" for cause, n in ens["truncated_by"].items())
+        lines.append(f"ensemble {name}: {ens['truncated']} of 3 CoTs truncated ({causes})")
+    console = Console(record=True, width=200)
+    render_table(report, console)
+    shown = {
+        "table": console.export_text(),
+        "json": "\n".join(e["truncation"] for e in json.loads(render_json(report))["ensembles"].values()),
+        "html": render_html(report),
+    }
+    for renderer, text in shown.items():
+        assert all(line in text for line in lines), (renderer, lines, text)

@@ -54,6 +54,8 @@ def render_table(report: Report, console: Console) -> None:
             f"{ens['steps_max']}; chosen sentences: {shares}; guard fallbacks {ens['guard_fallbacks']}; "
             f"ended: {endings}"
         )
+        if ens["truncation"]:
+            console.print(f"[yellow]{escape(ens['truncation'])}[/yellow]")
     if report.modes:
         ran = "; ".join(
             f"{model}: " + ", ".join(f"{mode} {n}" for mode, n in sorted(per.items()))
@@ -149,9 +151,14 @@ def render_json(report: Report) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """One CSV row per condition and variant, every number's column named with its metric ("" when there is none)."""
+    """One CSV row per condition and variant, every number's column named with its metric ("" when there is none):
+    consistency, its breakdown, then `accuracy_EVALUATOR` for every evaluator of the study."""
     out = io.StringIO()
-    rows = [c.columns() for c in report.conditions]
+    evaluators = sorted({e for per in report.accuracy.values() for e in per})
+    rows = []
+    for c in report.conditions:
+        accuracy = report.accuracy.get(f"{c.name}/{c.variant}", {})
+        rows.append(c.columns() | {f"accuracy_{e}": accuracy.get(e) for e in evaluators})
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -180,6 +187,8 @@ def render_html(report: Report) -> str:
     for variant, grid in report.matrix.items():
         parts += _html_matrix(variant, grid)
     parts += _html_accuracy(report)
+    if report.ensembles:
+        parts += _html_ensembles(report)
     if report.costs:
         parts += _html_costs(report)
     if report.failures:
@@ -237,6 +246,21 @@ def _html_accuracy(report: Report) -> list[str]:
     evaluators = sorted({ev for per in report.accuracy.values() for ev in per})
     rows = [(label, [per.get(ev) for ev in evaluators]) for label, per in report.accuracy.items()]
     return _heat_table("Accuracy per evaluator", "condition/variant", evaluators, rows)
+
+
+def _html_ensembles(report: Report) -> list[str]:
+    e = html.escape
+    parts = ["<h2>Ensemble CoTs</h2><ul>"]
+    for name, ens in report.ensembles.items():
+        shares = ", ".join(f"{g} {share:.0%}" for g, share in ens["chosen_share"].items())
+        endings = ", ".join(f"{why}: {n}" for why, n in ens["ended"].items())
+        parts.append(
+            f"<li><b>{e(name)}</b>: {ens['runs']} runs, steps median {ens['steps_median']:g} max {ens['steps_max']}; "
+            f"chosen sentences: {e(shares)}; guard fallbacks {ens['guard_fallbacks']}; ended: {e(endings)}</li>"
+        )
+    parts.append("</ul>")
+    parts.extend(f"<p><b>{e(ens['truncation'])}</b></p>" for ens in report.ensembles.values() if ens["truncation"])
+    return parts
 
 
 def _html_costs(report: Report) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from cotbridge.analysis import metrics
 from cotbridge.analysis.metrics import AnswerRow
-from cotbridge.cot.ensemble import StepChoice, chosen_by_generator
+from cotbridge.cot.ensemble import EnsembleEnd, StepChoice, chosen_by_generator, count_truncated
 from cotbridge.errors import ConfigError
 from cotbridge.records import Condition
 from cotbridge.study.results import ResultsDB, TrialRow
@@ -181,8 +181,7 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
         report.accuracy[f"{key.label}/{variant}"] = {
             evaluator: result.accuracy for evaluator, result in sorted(metrics.accuracy(condition).items())
         }
-        if len(condition) >= 2:
-            report.conditions.append(_summarize(key.label, variant, condition, metric, seed))
+        report.conditions.append(_summarize(key.label, variant, condition, metric, seed))
     report.matrix = transfer_matrices(data)
     report.ensembles = ensemble_summary(results, study)
     report.costs = cost_summary(results, study, trials)
@@ -206,6 +205,26 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
 def _summarize(
     name: str, variant: str, condition: metrics.ConditionData, metric: Metric, seed: int
 ) -> ConditionSummary:
+    problems = len({pid for rows in condition.values() for pid in rows})
+    if len(condition) < 2:
+        # Consistency compares evaluators: with one there is no pair, so the row stays with its numbers empty (nan).
+        nan = math.nan
+        return ConditionSummary(
+            name=name,
+            variant=variant,
+            metric=metric,
+            mean=nan,
+            std=nan,
+            pairs=0,
+            ci_low=nan,
+            ci_high=nan,
+            coverage=nan,
+            consistent_correct=nan,
+            consistent_wrong=nan,
+            inconsistent=nan,
+            evaluators=len(condition),
+            problems=problems,
+        )
     judge = metrics.paper_consistency if metric == "paper" else metrics.strict_consistency
     result = judge(condition)
     strict = result if metric == "strict" else metrics.strict_consistency(condition)
@@ -225,7 +244,7 @@ def _summarize(
         inconsistent=strict.inconsistent,
         breakdown_coverage=strict.coverage,
         evaluators=len(condition),
-        problems=len({pid for rows in condition.values() for pid in rows}),
+        problems=problems,
     )
 
 
@@ -288,10 +307,19 @@ def cost_summary(results: ResultsDB, study: str, trials: list[TrialRow]) -> dict
     return summary
 
 
+# What cut an ensemble CoT off, as reports name it: the EnsembleOptions cap to raise, or the step with nothing usable.
+_CUT_BY = {
+    EnsembleEnd.MAX_STEPS: "max_steps",
+    EnsembleEnd.MAX_COT_TOKENS: "max_cot_tokens",
+    EnsembleEnd.NO_USABLE_CANDIDATE: "no usable candidate",
+}
+
+
 def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]]:
-    """Per ensemble: runs, steps (median, max), share of chosen sentences per generator, guard fallbacks, and how
-    runs ended. Reads the stored traces (`EnsembleTrace.as_dict()` as JSON: `ended` is the `EnsembleEnd` value,
-    each step's `note` a `StepChoice` value)."""
+    """Per ensemble: runs, steps (median, max), share of chosen sentences per generator, guard fallbacks, how runs
+    ended, and how many CoTs were truncated (`truncated`; `truncated_by` what cut them off; `truncation` the line
+    reports show, None when none was). Reads the stored traces (`EnsembleTrace.as_dict()` as JSON: `ended` is the
+    `EnsembleEnd` value, each step's `note` a `StepChoice` value)."""
     traces: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in results.explanations(study):
         if row.kind == "ensemble" and row.variant == "full" and row.trace:
@@ -308,6 +336,8 @@ def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]
                 chosen[generator] += count
             ended[run["ended"]] += 1
         total = sum(chosen.values()) or 1
+        truncated = count_truncated(runs)
+        cut_by = {label: ended[end] for end, label in _CUT_BY.items() if ended.get(end)}
         summary[name] = {
             "runs": len(runs),
             "steps_median": float(statistics.median(steps)),
@@ -315,5 +345,15 @@ def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]
             "chosen_share": {g: n / total for g, n in sorted(chosen.items())},
             "guard_fallbacks": fallbacks,
             "ended": dict(sorted(ended.items())),
+            "truncated": truncated,
+            "truncated_by": cut_by,
+            "truncation": truncation_line(name, truncated, len(runs), cut_by) if truncated else None,
         }
     return summary
+
+
+def truncation_line(name: str, truncated: int, runs: int, cut_by: dict[str, int]) -> str:
+    """How an ensemble's truncated CoTs are reported, e.g. `ensemble E: 3 of 20 CoTs truncated (max_steps 2,
+    max_cot_tokens 1)`."""
+    causes = ", ".join(f"{label} {n}" for label, n in cut_by.items())
+    return f"ensemble {name}: {truncated} of {runs} CoTs truncated ({causes})"

@@ -5,6 +5,8 @@ Wire facts (Anthropic "Extended thinking", Google "Gemini thinking"): thinking i
 against the output limit, and the reasoning comes back as Claude 4's summarized (Claude 3.7's full) thinking blocks
 or Gemini's thought summaries, which litellm puts in `message.reasoning_content`. Anthropic rejects sampling
 parameters while thinking and has no `seed`. litellm's cache and retries stay off: cotbridge has its own.
+litellm's own HTTP client follows redirects and reads bodies of any size; each model gets one held to the
+transport's rules instead (`providers/httpx_guard.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from typing import Any
 
 from cotbridge.errors import ConfigError, UnsupportedOperation
+from cotbridge.providers.httpx_guard import ResponseGuard, raised_by_guard
 from cotbridge.providers.sdk import DEFAULT_THINKING_BUDGET, SDKProvider, plain_headers, sampling_free
 
 DEFAULT_ANSWER_TOKENS = 1024  # Anthropic requires max_tokens
@@ -36,6 +39,20 @@ def import_litellm() -> Any:
 
 class LiteLLMProvider(SDKProvider):
     """`anthropic/<model>` and `gemini/<model>` through `litellm.acompletion`."""
+
+    _http: Any = None
+
+    def _client(self) -> Any:
+        """litellm's HTTP handler for this model (made in the running loop, on first use), redirects off and its
+        responses guarded; litellm's other settings (SSL, proxies, its transport) stay as litellm makes them."""
+        if self._http is None:
+            from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+            guard = ResponseGuard(self.endpoint, self.model_name)
+            self._http = AsyncHTTPHandler(
+                timeout=self.endpoint.timeout_s, event_hooks=guard.event_hooks(), follow_redirects=False
+            )
+        return self._http
 
     def shape(self, body: dict[str, Any]) -> dict[str, Any]:
         """Thinking on for thinking families and whenever `reasoning_effort` is given (budget: the request's
@@ -73,17 +90,28 @@ class LiteLLMProvider(SDKProvider):
         litellm = import_litellm()
         params = dict(request)
         params.pop("model", None)
-        response = await litellm.acompletion(
-            model=f"{self.name}/{self.served_model}",
-            api_base=self.endpoint.base_url,
-            api_key=self._api_key,
-            timeout=self.endpoint.timeout_s,
-            num_retries=0,
-            max_retries=0,
-            caching=False,
-            **params,
-        )
+        try:
+            response = await litellm.acompletion(
+                model=f"{self.name}/{self.served_model}",
+                api_base=self.endpoint.base_url,
+                api_key=self._api_key,
+                timeout=self.endpoint.timeout_s,
+                num_retries=0,
+                max_retries=0,
+                caching=False,
+                client=self._client(),
+                **params,
+            )
+        except Exception as exc:
+            if (refused := raised_by_guard(exc)) is not None:
+                raise refused from None
+            raise
         hidden = getattr(response, "_hidden_params", None) or {}
         self.endpoint.note_rate_limit_headers(plain_headers(hidden.get("additional_headers"), "llm_provider-"))
         answer: dict[str, Any] = response.model_dump(mode="json")
         return answer
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
