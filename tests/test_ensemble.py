@@ -170,3 +170,16 @@ async def test_who_cannot_take_part_is_told_up_front(llama_server: str, faults: 
         with pytest.raises(ConfigError, match="cannot be an ensemble generator"):
             await build_ensemble(PROBLEM, [plain], [a])
     assert faults.total == 0
+
+
+async def test_members_are_keyed_by_their_names_not_their_model_strings(llama_server: str) -> None:
+    """Two study entries of one model string (say bf16 and awq weights) are two evaluators, never one."""
+    async with Bridge() as bridge:
+        a = bridge.model("llamacpp/smollm2-135m", base_url=llama_server, thinking_format="think-tags")
+        options = EnsembleOptions(candidates=2, max_steps=1, max_sentence_tokens=16)
+        with pytest.raises(ConfigError, match="more than once"):
+            await build_ensemble(PROBLEM, [a], [a, a], options)
+        _, trace = await build_ensemble(PROBLEM, {"bf16": a}, {"bf16": a, "awq": a}, options)
+    scored = [c for step in trace.steps for c in step.candidates if c.text.strip()]
+    assert scored and all(set(c.scores) == {"bf16", "awq"} for c in scored)
+    assert {p.model for step in trace.steps for c in step.candidates for p in c.proposers} == {"bf16"}

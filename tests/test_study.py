@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from cotbridge import ConfigError
-from cotbridge.analysis.render import render_html
+from cotbridge.analysis.render import render_html, render_table
 from cotbridge.analysis.report import build_report
 from cotbridge.study import load_study, parse_study, run_study
 from cotbridge.study.results import ResultsDB
@@ -362,6 +363,38 @@ async def test_an_answer_cut_off_before_it_began_is_truncated_not_cached(faults:
     assert not [t for t in results.trials("cut") if t.truncated]
     assert {t.answer for t in results.trials("cut") if t.evaluator == "r"} == {"42"}
     results.close()
+
+
+CUT_COTS = """
+[study]
+name = "cut-cots"
+dataset = "builtin:arithmetic"
+sample = 2
+conditions = ["default"]
+
+[study.decoding]
+cot_max_tokens = 64
+answer_max_tokens = 64
+
+[models.r]
+model = "openai-compatible/budget-reasoner"
+base_url = "{faults}"
+thinking_format = "reasoning-field"
+"""
+
+
+async def test_the_report_counts_cots_cut_off_at_their_cap(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "cut-cots.db"
+    await run_study(parse_study(CUT_COTS.format(faults=faults.base_url)), db)
+    results = ResultsDB(db)
+    assert [e.truncated for e in results.explanations("cut-cots")] == [True, True]
+    report = build_report(results, "cut-cots", "strict")
+    results.close()
+    assert report.truncated_cots == {"r/greedy": 2} and report.as_json()["truncated_cots"] == {"r/greedy": 2}
+    console = Console(record=True, width=200)
+    render_table(report, console)
+    assert "2 CoT(s) cut off at cot_max_tokens" in console.export_text()
+    assert "2 CoT(s) cut off at cot_max_tokens" in render_html(report)
 
 
 async def test_credentials_in_a_base_url_are_not_stored(faults: FaultServer, tmp_path: Path) -> None:

@@ -70,6 +70,12 @@ def render_table(report: Report, console: Console) -> None:
     if report.truncated:
         cut = escape(", ".join(f"{label} {n}" for label, n in report.truncated.items()))
         console.print(f"[yellow]{sum(report.truncated.values())} trial(s) cut off at their token cap[/yellow]: {cut}")
+    if report.truncated_cots:
+        cut = escape(", ".join(f"{label} {n}" for label, n in report.truncated_cots.items()))
+        count = sum(report.truncated_cots.values())
+        console.print(
+            f"[yellow]{count} CoT(s) cut off at cot_max_tokens[/yellow] (their trials used them as cut): {cut}"
+        )
 
 
 def _consistency_table(report: Report) -> Table:
@@ -198,6 +204,10 @@ def render_html(report: Report) -> str:
     if report.truncated:
         cut = "".join(f"<li>{html.escape(label)}: {n}</li>" for label, n in report.truncated.items())
         parts.append(f"<h2>{sum(report.truncated.values())} trial(s) cut off at their token cap</h2><ul>{cut}</ul>")
+    if report.truncated_cots:
+        cut = "".join(f"<li>{html.escape(label)}: {n}</li>" for label, n in report.truncated_cots.items())
+        count = sum(report.truncated_cots.values())
+        parts.append(f"<h2>{count} CoT(s) cut off at cot_max_tokens</h2><ul>{cut}</ul>")
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -128,6 +128,7 @@ class Report:
     modes: dict[str, dict[str, int]] = field(default_factory=dict)  # evaluator -> injection mode -> trials
     failures: list[str] = field(default_factory=list)  # failed trials: where, the error's kind and message
     truncated: dict[str, int] = field(default_factory=dict)  # "label/variant" -> trials cut off at their token cap
+    truncated_cots: dict[str, int] = field(default_factory=dict)  # "source/kind" -> generated CoTs cut off
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -142,6 +143,7 @@ class Report:
             "modes": self.modes,
             "failures": self.failures,
             "truncated": self.truncated,
+            "truncated_cots": self.truncated_cots,
         }
 
 
@@ -184,6 +186,7 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
         report.conditions.append(_summarize(key.label, variant, condition, metric, seed))
     report.matrix = transfer_matrices(data)
     report.ensembles = ensemble_summary(results, study)
+    report.truncated_cots = truncated_cots(results, study)
     report.costs = cost_summary(results, study, trials)
     for t in trials:
         per = report.modes.setdefault(t.evaluator, {})
@@ -350,6 +353,17 @@ def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]
             "truncation": truncation_line(name, truncated, len(runs), cut_by) if truncated else None,
         }
     return summary
+
+
+def truncated_cots(results: ResultsDB, study: str) -> dict[str, int]:
+    """Generated CoTs cut off at cot_max_tokens, per "source/kind" (greedy or sampled; an ensemble's own caps are
+    in its summary). Their trials still run, on the CoT as far as it got, so a reader must know how many there are."""
+    counts = Counter(
+        f"{row.source}/{row.kind}"
+        for row in results.explanations(study)
+        if row.truncated and row.variant == "full" and row.kind != "ensemble"
+    )
+    return dict(sorted(counts.items()))
 
 
 def truncation_line(name: str, truncated: int, runs: int, cut_by: dict[str, int]) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -27,6 +27,8 @@ from cotbridge.cot.sentences import last_complete_sentence_end, split_sentences
 from cotbridge.errors import ConfigError, UnsupportedOperation
 from cotbridge.options import EnsembleOptions
 from cotbridge.records import Explanation, Problem, Usage
+
+Member = tuple[str, Model]  # an ensemble member: its name in scores and traces, and the model
 
 _WORD = re.compile(r"\w")
 RECENT_SENTENCES = 8
@@ -122,8 +124,10 @@ def chosen_by_generator(trace: dict[str, Any]) -> dict[str, int]:
 
 def count_truncated(traces: Iterable[dict[str, Any]]) -> int:
     """How many of the stored traces (`EnsembleTrace.as_dict()` JSON) ended without closing the reasoning: cut off by
-    a cap or by a step with nothing usable."""
-    return sum(not EnsembleEnd(trace["ended"]).complete for trace in traces)
+    a cap or by a step with nothing usable. An ending this version does not know (a file from another version) is
+    not known to be complete, so it counts."""
+    complete = {end.value for end in EnsembleEnd if end.complete}
+    return sum(trace.get("ended") not in complete for trace in traces)
 
 
 def _rejection(text: str, cot: str) -> str | None:
@@ -158,10 +162,11 @@ def first_sentence(generated: str, *, capped: bool) -> tuple[str, bool]:
 
 
 async def _propose(
-    generator: Model, problem: Problem, cot: str, options: EnsembleOptions, seed: int
+    member: Member, problem: Problem, cot: str, options: EnsembleOptions, seed: int
 ) -> tuple[list[tuple[Proposer, str, bool, bool]], Usage]:
     """(proposer, sentence, closes, capped) for the samples of one generator continuing the shared CoT, and the
     tokens those samples took."""
+    label, generator = member
     fmt = generator.thinking_format
     rendered = await generator.render(problem.prompt)
     ids = await generator.tokenize(rendered + fmt.opening(rendered) + cot)
@@ -183,7 +188,7 @@ async def _propose(
         sentence, capped = first_sentence(text, capped=completion.finish_reason == "length" and not closes)
         # A sentence that ends right where the model closed its reasoning closes it.
         closes = closes and sentence.strip() == text.strip()
-        proposals.append((Proposer(generator.name, completion.sample_index), sentence, closes, capped))
+        proposals.append((Proposer(label, completion.sample_index), sentence, closes, capped))
     return proposals, sum((c.usage for c in completions), Usage())
 
 
@@ -194,16 +199,31 @@ async def _score(evaluator: Model, problem: Problem, cot: str, text: str) -> tup
     return result.mean_logprob, result.sum_logprob, result.n_tokens
 
 
-def _check_models(generators: list[Model], evaluators: list[Model]) -> None:
+def named_members(models: Sequence[Model] | Mapping[str, Model], role: str) -> list[Member]:
+    """(name, model) pairs: a mapping's names (a study's [models] names), or the models' own names. Names key the
+    scores and the trace, so two members may share a model string only under names of their own."""
+    if isinstance(models, Mapping):
+        return list(models.items())
+    members = [(model.name, model) for model in models]
+    repeated = sorted({name for name, _ in members if sum(n == name for n, _ in members) > 1})
+    if repeated:
+        raise ConfigError(
+            f"ensemble {role} {repeated} appear more than once; pass the {role} as a mapping name -> model so each "
+            "gets its own name"
+        )
+    return members
+
+
+def _check_models(generators: list[Member], evaluators: list[Member]) -> None:
     if not generators or not evaluators:
         raise ConfigError("an ensemble needs at least one generator and one evaluator")
-    for model in generators:
+    for _, model in generators:
         if not model.thinking_format.can_prefill or not model.capabilities.tokenize:
             raise ConfigError(
                 f"{model.name} cannot be an ensemble generator: it must continue a given CoT in its own reasoning "
                 "channel (a thinking format with a channel, on a server that renders templates and takes token ids)"
             )
-    for model in evaluators:
+    for _, model in evaluators:
         if model.capabilities.prompt_scoring is None or not model.capabilities.chat_template:
             raise UnsupportedOperation(
                 f"{model.name} cannot be an ensemble evaluator: its server cannot score a continuation "
@@ -227,15 +247,15 @@ def _merge(proposed: list[tuple[list[tuple[Proposer, str, bool, bool]], Usage]])
     return list(merged.values()), usage
 
 
-async def _score_all(pool: list[Candidate], evaluators: list[Model], problem: Problem, cot: str) -> None:
+async def _score_all(pool: list[Candidate], evaluators: list[Member], problem: Problem, cot: str) -> None:
     """Every evaluator scores every non-empty candidate, all at once; evaluators combine by mean."""
     scorable = [c for c in pool if c.text.strip()]
-    scores = await asyncio.gather(*(_score(e, problem, cot, c.text) for c in scorable for e in evaluators))
+    scores = await asyncio.gather(*(_score(e, problem, cot, c.text) for c in scorable for _, e in evaluators))
     for i, candidate in enumerate(scorable):
-        for j, evaluator in enumerate(evaluators):
+        for j, (label, _) in enumerate(evaluators):
             mean, total, n_tokens = scores[i * len(evaluators) + j]
-            candidate.scores[evaluator.name] = mean
-            candidate.sums[evaluator.name] = total
+            candidate.scores[label] = mean
+            candidate.sums[label] = total
             if j == 0:
                 candidate.tokens = n_tokens
         candidate.score = sum(candidate.scores.values()) / len(evaluators)
@@ -264,10 +284,10 @@ def _choose(pool: list[Candidate], cot: str) -> tuple[int | None, StepChoice]:
 
 
 async def _step(
-    index: int, problem: Problem, cot: str, generators: list[Model], evaluators: list[Model], options: EnsembleOptions
+    index: int, problem: Problem, cot: str, generators: list[Member], evaluators: list[Member], options: EnsembleOptions
 ) -> tuple[Step, Usage]:
     """One step: every generator proposes, every evaluator scores, one candidate is chosen (or none)."""
-    stats = generators[0].stats
+    stats = generators[0][1].stats
     started, requests, hits = time.perf_counter(), stats.requests, stats.cache_hits
     proposed = await asyncio.gather(
         *(_propose(g, problem, cot, options, options.seed + 1000 * index + i) for i, g in enumerate(generators))
@@ -281,20 +301,22 @@ async def _step(
 
 async def build_ensemble(
     problem: Problem,
-    generators: list[Model],
-    evaluators: list[Model],
+    generators: Sequence[Model] | Mapping[str, Model],
+    evaluators: Sequence[Model] | Mapping[str, Model],
     options: EnsembleOptions | None = None,
     *,
     name: str = "ensemble",
 ) -> tuple[Explanation, EnsembleTrace]:
-    """An ensemble CoT for one problem, and its trace. Names in the trace are the models' names."""
+    """An ensemble CoT for one problem, and its trace. Names in the trace are the mappings' names (a study's
+    [models] names), or the models' own names when lists are given."""
     options = options or EnsembleOptions()
-    _check_models(generators, evaluators)
+    proposing, scoring = named_members(generators, "generators"), named_members(evaluators, "evaluators")
+    _check_models(proposing, scoring)
     trace = EnsembleTrace()
     cot = ""
     usage = Usage()  # the candidates' generation (scoring requests report no usage)
     for index in range(options.max_steps):
-        step, used = await _step(index, problem, cot, generators, evaluators, options)
+        step, used = await _step(index, problem, cot, proposing, scoring, options)
         trace.steps.append(step)
         usage = usage + used
         if step.chosen is None:
