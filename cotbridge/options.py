@@ -75,6 +75,11 @@ class ModelOptions(Strict):
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="fields added to every request body of this model (part of the cache key)"
     )
+    capabilities: dict[str, Any] = Field(
+        default_factory=dict,
+        description="capability fields that override the bundled data, e.g. {'visibility': 'raw'} "
+        "(checked against cotbridge.providers.capabilities.Capabilities when the model is opened)",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -128,8 +133,8 @@ def validation_message(error: ValidationError, where: str) -> str:
     lines = [f"{where}: {error.error_count()} problem(s)"]
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
+        message = item["msg"].removeprefix("Value error, ")  # a validator's own sentence says enough
+        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             message = "unknown field (check its spelling and its section)"
         elif item["type"] == "missing":
             message = "required field is missing"

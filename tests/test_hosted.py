@@ -10,13 +10,24 @@ from pathlib import Path
 
 import pytest
 
-from cotbridge import Bridge, ConfigError, load_dataset
+from cotbridge import Bridge, ConfigError, RetryPolicy, load_dataset
 from cotbridge.cot import transfer
+from cotbridge.errors import APIStatusError, MalformedResponseError
+from cotbridge.providers import PROVIDERS, Endpoint
+from cotbridge.providers.capability_resolution import resolve_capabilities
+from cotbridge.records import BridgeStats
 from cotbridge.study import parse_study, run_study
 from tests.fault_server import FaultServer
 
 PROBLEM = load_dataset("builtin:arithmetic")[0]
 SECRET = "sk-hosted-test-91c2f0"
+ASK = [{"role": "user", "content": "What is 17 + 25?"}]
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_wait_s=0.05, jitter_s=0.0)
+needs_litellm = pytest.mark.skipif(
+    importlib.util.find_spec("litellm") is None, reason="anthropic/ and gemini/ need the extra `hosted` (litellm)"
+)
+# Where each litellm provider's API is on the fault server: Anthropic's Messages, Gemini's generateContent.
+LITELLM_PATHS = {"anthropic": "", "gemini": "/v1beta"}
 
 
 async def test_deepseek_reasoning_content_and_key_from_its_variable(
@@ -176,3 +187,48 @@ price = {{ input = 1000.0, output = 1000.0 }}
     results.close()
     assert report.costs["reasoner"]["usd"] > 0 and report.costs["smol"]["usd"] is None
     assert report.costs["reasoner"]["prompt_tokens"] > 0
+
+
+@needs_litellm
+@pytest.mark.parametrize("provider", sorted(LITELLM_PATHS))
+async def test_litellm_never_follows_a_redirect(
+    faults: FaultServer, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    monkeypatch.setenv(f"{provider.upper()}_API_KEY", SECRET)
+    async with Bridge(retry=FAST_RETRY) as bridge:
+        model = bridge.model(f"{provider}/redirect", base_url=faults.root_url + LITELLM_PATHS[provider])
+        with pytest.raises(APIStatusError, match="redirects to .*/redirected; cotbridge does not follow") as info:
+            await model.chat(ASK)
+        assert (await bridge.model(f"{provider}/ok", base_url=model.provider.endpoint.base_url).chat(ASK)).text
+    assert info.value.status == 302 and SECRET not in str(info.value)
+    assert faults.redirect_gets == 0 and faults.requests["redirect"] == 1  # refused at once, never retried
+
+
+@needs_litellm
+@pytest.mark.parametrize("provider", sorted(LITELLM_PATHS))
+async def test_litellm_fails_at_once_on_a_response_over_the_size_cap(faults: FaultServer, provider: str) -> None:
+    from cotbridge.providers.litellm_hosted import LiteLLMProvider, import_litellm
+
+    import_litellm()
+    endpoint = Endpoint(
+        faults.root_url + LITELLM_PATHS[provider],
+        api_key=None,
+        max_concurrency=2,
+        timeout_s=10,
+        retry=FAST_RETRY,
+        stats=BridgeStats(),
+        max_response_bytes=2**20,
+    )
+    capabilities = resolve_capabilities(PROVIDERS[provider], "huge")
+    huge = LiteLLMProvider(provider, f"{provider}/huge", "huge", endpoint, SECRET, capabilities)
+    ok = LiteLLMProvider(provider, f"{provider}/ok", "ok", endpoint, SECRET, capabilities)
+    try:
+        with pytest.raises(MalformedResponseError, match="more than max_response_bytes = 1,048,576") as info:
+            await huge.chat({"model": "huge", "messages": ASK})
+        assert info.value.model == f"{provider}/huge" and SECRET not in str(info.value)
+        assert faults.requests["huge"] == 1
+        assert (await ok.chat({"model": "ok", "messages": ASK}))["choices"]  # the endpoint still works
+    finally:
+        await huge.aclose()
+        await ok.aclose()
+        await endpoint.aclose()

@@ -21,6 +21,7 @@ from cotbridge.errors import ConfigError
 from cotbridge.formats import detect_format
 from cotbridge.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, ModelOptions, RetryPolicy, validation_message
 from cotbridge.providers.base import Provider
+from cotbridge.providers.capability_resolution import resolve_capabilities
 from cotbridge.providers.prices import default_price
 from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.providers.registry import ProviderArgs, ProviderSpec, provider_spec
@@ -66,9 +67,10 @@ class Bridge:
         self._store = ResponseStore(cache) if cache is not None else None
         self._inflight: SingleFlight[Any] = SingleFlight()
         self._endpoints: dict[tuple[str, str | None], Endpoint] = {}
-        # A provider per model string, server and key (one embedded server per local model); a Model per provider
-        # and options, so models that differ in any option are distinct and equal options give the same Model.
-        self._providers: dict[tuple[str, str, str | None], Provider] = {}
+        # A provider per model string, server, key and capability override (one embedded server per local model);
+        # a Model per provider and options, so models that differ in any option are distinct and equal options give
+        # the same Model.
+        self._providers: dict[tuple[str, str, str | None, str], Provider] = {}
         self._models: dict[tuple[str, str, str | None, str], Model] = {}
         self._pipelines: list[RequestPipeline] = []  # closed with the bridge
         self._closed = False
@@ -122,9 +124,11 @@ class Bridge:
         Options are `ModelOptions` fields, given as `options=` or as keywords (keywords win): base_url (default
         $COTBRIDGE_<PROVIDER>_BASE_URL, then the server's usual address), api_key_env, thinking_format,
         injection, max_concurrency, timeout_s, rpm / tpm (limits of the model's endpoint), price (USD per million
-        tokens; hosted models default to the price map bundled with litellm) and extra_body (fields added to every
-        request, part of the cache key). The key comes from api_key, else the variable named by api_key_env, else
-        $COTBRIDGE_<PROVIDER>_API_KEY, else the hosted provider's own variable.
+        tokens; hosted models default to the price map bundled with litellm), extra_body (fields added to every
+        request, part of the cache key) and capabilities (fields laid over what the bundled data says the model can
+        do, e.g. {"visibility": "raw"}; see `cotbridge.providers.capability_resolution`). The key comes from
+        api_key, else the variable named by api_key_env, else $COTBRIDGE_<PROVIDER>_API_KEY, else the hosted
+        provider's own variable.
         """
         if self._closed:
             raise ConfigError(
@@ -206,14 +210,15 @@ class Bridge:
     def _provider(
         self, spec: ProviderSpec, model: str, model_id: str, url: str, api_key: str | None, options: ModelOptions
     ) -> Provider:
-        key = (model, url, api_key)
+        key = (model, url, api_key, canonical_json(options.capabilities))
         provider = self._providers.get(key)
         if provider is None:
+            capabilities = resolve_capabilities(spec, model_id, options.capabilities, model=model)
 
             def endpoint_for(base_url: str) -> Endpoint:
                 return self._endpoint(base_url, api_key, options, model, watch_headers=spec.hosted)
 
-            provider = spec.make(spec, ProviderArgs(model, model_id, url, api_key, endpoint_for))
+            provider = spec.make(spec, ProviderArgs(model, model_id, url, api_key, endpoint_for, capabilities))
             self._providers[key] = provider
         elif url:
             self._endpoint(url, api_key, options, model, watch_headers=spec.hosted)  # checks its settings agree

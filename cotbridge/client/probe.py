@@ -6,6 +6,7 @@ from __future__ import annotations
 from cotbridge.client.model import Model
 from cotbridge.errors import ProviderError, UnsupportedOperation
 from cotbridge.formats import THINK_OPEN
+from cotbridge.providers.capabilities import provenance_text, thinking_text
 
 PROBE = [{"role": "user", "content": "Say OK."}]
 
@@ -14,7 +15,12 @@ async def probe(model: Model) -> dict[str, str]:
     """One row of facts about a model's server, each "yes", "no (why)" or a value; stops after a failed health
     check."""
     caps = model.capabilities
-    row = {"provider": model.provider.name, "CoT visible": caps.reasoning_visibility}
+    row = {
+        "provider": model.provider.name,
+        "CoT visible": caps.visibility,
+        "thinking": thinking_text(caps),
+        "capabilities from": provenance_text(caps),
+    }
     try:
         await model.start()
         health = await model.provider.health()

@@ -1,40 +1,20 @@
-"""The provider contract: what a model's server can do (`Capabilities`) and the operations the client calls
-(`Provider`). `BaseProvider` gives every optional operation its "cannot" answer, so a provider implements only
-what its server offers. Nothing here knows about chains of thought or studies.
+"""The provider contract: what a model's server can do (`Capabilities`, defined beside its data in
+`capabilities.py`) and the operations the client calls (`Provider`). `BaseProvider` gives every optional operation
+its "cannot" answer, so a provider implements only what its server offers. Nothing here knows about chains of
+thought or studies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cotbridge.errors import UnsupportedOperation
+from cotbridge.providers.capabilities import Capabilities
 from cotbridge.providers.ratelimit import estimate_tokens
 from cotbridge.records import ContinuationScore, Message
 
-
-@dataclass(slots=True, frozen=True)
-class Capabilities:
-    """What a model's server can do, as far as cotbridge relies on it.
-
-    prompt_scoring: how `score()` works on it: "prompt-logprobs" (echo / prompt logprobs, vLLM and most
-    open-model hosts), "forced-grammar" (llama.cpp), or None when it cannot score.
-    """
-
-    completions: bool = True
-    logprobs: bool = True
-    prompt_scoring: str | None = None
-    token_id_prompts: bool = False
-    tokenize: bool = False
-    chat_template: bool = False
-    reasoning_field: bool = False
-    n_samples: bool = True
-    # Whether a final assistant message is continued (a prefill); hosted reasoning APIs reject or ignore one.
-    assistant_prefill: bool = True
-    # "raw": the CoT itself comes back (open models, DeepSeek's reasoning_content); "summary": only a summary
-    # (OpenAI, Gemini); "none": no reasoning at all. Only a raw CoT can be transferred to another model.
-    reasoning_visibility: str = "raw"
+__all__ = ["BaseProvider", "Capabilities", "Provider"]
 
 
 class Provider(Protocol):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cotbridge.errors import ConfigError
+from cotbridge.providers.capabilities import Capabilities, provider_defaults
 from cotbridge.providers.openai_compat import LlamaCppProvider
 from cotbridge.providers.transport import Endpoint
 
@@ -164,8 +165,11 @@ class LocalProvider(LlamaCppProvider):
 
     name = "local"
 
-    def __init__(self, model_name: str, local_name: str, endpoint_factory: Any) -> None:
+    def __init__(
+        self, model_name: str, local_name: str, endpoint_factory: Any, *, capabilities: Capabilities | None = None
+    ) -> None:
         self._path = local_model_path(local_name)
+        self.capabilities = capabilities or provider_defaults(self.name)
         self.local_name = local_name
         self.server = LocalServer(self._path, alias=local_name, chat_template=LOCAL_MODELS[local_name].chat_template)
         self._endpoint_factory = endpoint_factory

@@ -15,6 +15,7 @@ from typing import Any
 
 from cotbridge.errors import APIStatusError, MalformedResponseError, UnsupportedOperation
 from cotbridge.providers.base import BaseProvider, Capabilities
+from cotbridge.providers.capabilities import provider_defaults
 from cotbridge.providers.response import parse_logprobs
 from cotbridge.providers.transport import Endpoint
 from cotbridge.providers.wire import CHAT, JSON, MODELS, PROMPT, TEXT, TOKEN_IDS, TOKEN_PIECES, Wire
@@ -32,11 +33,11 @@ def _common_prefix_length(a: list[int], b: list[int]) -> int:
 class OpenAICompatProvider(BaseProvider):
     """Any server that speaks the OpenAI chat and completions wire format.
 
-    `name` and `capabilities` default to the class's; a hosted API in this format gives its own, and
-    `chat_extra` holds the fields it wants in every chat request (OpenRouter's `reasoning`)."""
+    `name` defaults to the class's and `capabilities` to that name's defaults in the bundled data; a hosted API in
+    this format gives its own, and `chat_extra` holds the fields it wants in every chat request (OpenRouter's
+    `reasoning`)."""
 
     name = "openai-compatible"
-    capabilities = Capabilities(prompt_scoring="prompt-logprobs")
 
     def __init__(
         self,
@@ -53,7 +54,7 @@ class OpenAICompatProvider(BaseProvider):
         self.endpoint = endpoint
         self.endpoint_id = endpoint.public_url
         self.name = name or type(self).name
-        self.capabilities = capabilities or type(self).capabilities
+        self.capabilities = capabilities or provider_defaults(self.name)
         self.chat_extra = dict(chat_extra or {})
 
     # Plain functions returning the transport's coroutine: every coroutine frame between a caller and the socket
@@ -154,13 +155,6 @@ class VLLMProvider(_TokenizingProvider):
     """vLLM: token-id prompts, `/tokenize` with chat messages, prompt log-probs through `echo`."""
 
     name = "vllm"
-    capabilities = Capabilities(
-        prompt_scoring="prompt-logprobs",
-        token_id_prompts=True,
-        tokenize=True,
-        chat_template=True,
-        reasoning_field=True,
-    )
 
     def prefill_fields(self) -> dict[str, Any]:
         return {"add_generation_prompt": False, "continue_final_message": True}
@@ -223,13 +217,6 @@ class LlamaCppProvider(_TokenizingProvider):
     """llama.cpp's server: `/apply-template`, `/tokenize`, and scoring by a forced token-id grammar."""
 
     name = "llamacpp"
-    capabilities = Capabilities(
-        prompt_scoring="forced-grammar",
-        token_id_prompts=True,
-        tokenize=True,
-        chat_template=True,
-        reasoning_field=True,
-    )
     chat_adds_special = True
 
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]:

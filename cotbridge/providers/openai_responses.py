@@ -117,7 +117,7 @@ class OpenAIResponsesProvider(SDKProvider):
 
     def shape(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            return responses_request(body, reasoning_model=self.capabilities.reasoning_visibility != "none")
+            return responses_request(body, reasoning_model=self.capabilities.reasoning_model)
         except ValueError as exc:
             raise UnsupportedOperation(f"{self.model_name}: {exc}; leave it out for OpenAI models") from None
 

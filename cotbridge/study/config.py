@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cotbridge.errors import ConfigError
 from cotbridge.options import (
@@ -23,6 +23,7 @@ from cotbridge.options import (
     Strict,
     validation_message,
 )
+from cotbridge.providers.capabilities import check_patch
 from cotbridge.records import Condition, Variant
 
 
@@ -32,6 +33,12 @@ class ModelSection(ModelOptions):
     model: str = Field(description="provider/model-id, e.g. vllm/Qwen/QwQ-32B or local/smollm2-135m")
     generator: bool = Field(default=True, description="writes CoTs for the transfer condition")
     evaluator: bool = Field(default=True, description="answers under every condition")
+
+    @field_validator("capabilities")
+    @classmethod
+    def _known_capabilities(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_patch(value)  # a misspelt capability is named when the file is read, not when the model opens
+        return value
 
     def options(self) -> ModelOptions:
         """The options to open the model with (everything but the study's own fields)."""

@@ -2,9 +2,10 @@
 runs redoes the trials the edit changed instead of reporting stale answers under the new settings.
 
 What counts: the evaluator's model and the options that change its output (model string, thinking format,
-injection, extra body), the CoT's origin (the source model, or the ensemble and its models), the decoding settings,
-the answer-removal filter for the without_answer variant, and the problem itself. What does not: prices, rate
-limits, concurrency, timeouts and server addresses, which change how a trial runs, not its answer.
+injection, extra body, capability overrides), the CoT's origin (the source model, or the ensemble and its models),
+the decoding settings, the answer-removal filter for the without_answer variant, and the problem itself. What does
+not: prices, rate limits, concurrency, timeouts and server addresses, which change how a trial runs, not its
+answer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ _RUN_ONLY = {"base_url", "api_key_env", "max_concurrency", "timeout_s", "rpm", "
 
 
 def _model(config: StudyConfig, name: str) -> dict[str, Any]:
-    return config.models[name].model_dump(mode="json", exclude=_RUN_ONLY)
+    dumped = config.models[name].model_dump(mode="json", exclude=_RUN_ONLY)
+    if not dumped.get("capabilities"):
+        dumped.pop("capabilities", None)  # no override: fingerprints stay those of studies written before the field
+    return dumped
 
 
 def _origin(config: StudyConfig, condition: Condition, source: str, sample_index: int) -> dict[str, Any]:

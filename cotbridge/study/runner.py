@@ -26,6 +26,7 @@ from cotbridge.cot.transfer import resolve_mode
 from cotbridge.datasets import load_dataset
 from cotbridge.errors import BudgetExceeded, ConfigError, CotbridgeError
 from cotbridge.options import EnsembleOptions
+from cotbridge.providers.capabilities import provenance_text, thinking_text
 from cotbridge.providers.transport import public_url
 from cotbridge.records import Answer, Condition, Explanation, Problem, Variant
 from cotbridge.study.config import StudyConfig, StudySection
@@ -88,6 +89,14 @@ class TrialInput:
     sample_index: int
     cot: Explanation | str
     missing: str | None = None  # why the CoT is absent (its generation failed): the trial fails with it
+
+
+# Why a CoT that is not raw cannot be a transfer source, by visibility.
+_NOT_RAW = {
+    "summary": "returns only a summary of its reasoning",
+    "omitted": "thinks but returns none of its reasoning (the vendor omits it)",
+    "none": "returns no reasoning",
+}
 
 
 def failure_text(exc: BaseException) -> str:
@@ -260,11 +269,12 @@ class StudyRunner:
         for name, section in self.config.models.items():
             model = self._model(name)
             if section.generator and Condition.TRANSFER in self.config.study.conditions:
-                visibility = model.capabilities.reasoning_visibility
+                visibility = model.capabilities.visibility
                 if visibility != "raw":
                     raise ConfigError(
-                        f"[models.{name}]: {model.name} returns only a {visibility} of its reasoning, so its CoT "
-                        "cannot be transferred; set generator = false"
+                        f"[models.{name}]: {model.name} {_NOT_RAW[visibility]}, so it has no CoT to transfer; set "
+                        "generator = false (or, if it does return its raw reasoning, capabilities = "
+                        '{ visibility = "raw" })'
                     )
                 if model.thinking_format.name == "none":
                     raise ConfigError(
@@ -286,8 +296,9 @@ class StudyRunner:
                 section.price = price
 
     def plan(self) -> list[dict[str, str]]:
-        """How every model will run: its roles, thinking format, what it shows of its CoT, and the injection
-        mode it gets a foreign CoT in. Call after `check()`."""
+        """How every model will run: its roles, thinking format, what it shows of its CoT, how its thinking is
+        asked for, where its capabilities came from (a guessed model says so), and the injection mode it gets a
+        foreign CoT in. Call after `check()`."""
         transfers = Condition.TRANSFER in self.config.study.conditions
         rows = []
         for name, section in self.config.models.items():
@@ -299,7 +310,9 @@ class StudyRunner:
                     "model": model.name,
                     "roles": ", ".join(role for role, on in roles if on) or "-",
                     "thinking format": model.thinking_format.name,
-                    "CoT visible": model.capabilities.reasoning_visibility,
+                    "CoT visible": model.capabilities.visibility,
+                    "thinking": thinking_text(model.capabilities),
+                    "capabilities from": provenance_text(model.capabilities),
                     "injection": resolve_mode(model, section.injection) if section.evaluator else "-",
                     "USD per M in/out": f"{section.price.input:g} / {section.price.output:g}" if section.price else "-",
                 }
@@ -347,8 +360,8 @@ class StudyRunner:
         decoding = self.config.study.decoding
         jobs: list[tuple[str, Awaitable[tuple[StudyCot, EnsembleTrace]]]] = []
         for name, section in self.config.ensembles.items():
-            generators = [self._model(n) for n in section.generators]
-            evaluators = [self._model(n) for n in section.evaluators]
+            generators = {n: self._model(n) for n in section.generators}
+            evaluators = {n: self._model(n) for n in section.evaluators}
             options = section.options(decoding)
             jobs += [(name, self._ensemble(name, p, generators, evaluators, options)) for p in problems]
 
@@ -415,7 +428,12 @@ class StudyRunner:
         return [StudyCot(Variant.FULL, kind, name, e) for e in made]
 
     async def _ensemble(
-        self, name: str, problem: Problem, generators: list[Model], evaluators: list[Model], options: EnsembleOptions
+        self,
+        name: str,
+        problem: Problem,
+        generators: dict[str, Model],
+        evaluators: dict[str, Model],
+        options: EnsembleOptions,
     ) -> tuple[StudyCot, EnsembleTrace]:
         try:
             made, trace = await build_ensemble(problem, generators, evaluators, options, name=f"ensemble:{name}")
