@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -172,3 +173,19 @@ def test_two_processes_share_one_cache_file(faults: FaultServer, tmp_path: Path)
         assert proc.returncode == 0, err
         assert "locked" not in err
     assert rows(db) == 600
+
+
+@pytest.mark.skipif(importlib.util.find_spec("litellm") is None, reason="anthropic/ needs the extra `hosted` (litellm)")
+async def test_a_request_asked_another_way_is_not_answered_from_the_cache(
+    faults: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys cover the request as the vendor gets it: one chat asked with thinking and without is two requests."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-cache-key-test")
+    ask = [{"role": "user", "content": "What is 17 + 25?"}]
+    no_thinking = {"visibility": "none", "thinking": {"control": "none"}}
+    async with Bridge(cache=tmp_path / "c.db") as bridge:
+        thinking = bridge.model("anthropic/claude-sonnet-4-5", base_url=faults.root_url)
+        plain = bridge.model("anthropic/claude-sonnet-4-5", base_url=faults.root_url, capabilities=no_thinking)
+        first, second, again = await thinking.chat(ask), await plain.chat(ask), await thinking.chat(ask)
+    assert faults.total == 2 and "thinking" in faults.bodies[0] and "thinking" not in faults.bodies[1]
+    assert first.reasoning and not second.reasoning and again.reasoning == first.reasoning

@@ -141,7 +141,7 @@ class RequestPipeline:
         store = self.store
         encoded = None
         if store is not None and n == 1:
-            encoded = canonical_json(body)
+            encoded = canonical_json(self.provider.sent_body(op, body))
             hit = store.get(self._key_function(op)(encoded, 0), self._stats_key)
             if hit is not None:
                 self.stats.cache_hits += 1
@@ -202,7 +202,7 @@ class RequestPipeline:
         if self.store is None:
             return await self._fetch_uncached(op, body, n, compute)
         key_of = self._key_function(op)
-        encoded = looked_up if looked_up is not None else canonical_json(body)
+        encoded = looked_up if looked_up is not None else canonical_json(self.provider.sent_body(op, body))
         keys = [key_of(encoded, i) for i in range(n)]
         results = self._read_cache(keys, skip_first=looked_up is not None)
         missing = [i for i in range(n) if results[i] is None]

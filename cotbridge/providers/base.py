@@ -43,6 +43,8 @@ class Provider(Protocol):
 
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]: ...
 
+    def sent_body(self, op: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
     async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore: ...
 
     async def render_chat(self, messages: list[Message]) -> str: ...
@@ -82,6 +84,11 @@ class BaseProvider:
 
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         raise UnsupportedOperation(f"{self.model_name}: {self.name} has no text completions endpoint; use chat")
+
+    def sent_body(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The request as this provider sends it for a `chat` or `completions` body. Cache keys are computed from it,
+        so a change in how a vendor is asked (thinking parameters, a capability override) is a new request."""
+        return body
 
     async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
         raise self.cannot_score(f"{self.name} returns no prompt log-probs")

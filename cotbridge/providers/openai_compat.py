@@ -67,6 +67,9 @@ class OpenAICompatProvider(BaseProvider):
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         return self.endpoint.request("POST", "/completions", body, model=self.model_name, wire=TEXT)
 
+    def sent_body(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {**self.chat_extra, **body} if op == "chat" and self.chat_extra else body
+
     async def health(self) -> dict[str, Any]:
         """Lists the served models; raises ProviderError when the server is down."""
         listing = await self.endpoint.request("GET", "/models", model=self.model_name, wire=MODELS)

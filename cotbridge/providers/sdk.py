@@ -57,6 +57,9 @@ class SDKProvider(BaseProvider):
         request = self.shape(body)
         return self.endpoint.call(lambda: self._translated(request), model=self.model_name)
 
+    def sent_body(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.shape(body) if op == "chat" else body
+
     def estimate_tokens(self, body: dict[str, Any]) -> int:
         """Tokens a request may count, thinking budget included (for budgets and tokens-per-minute limits)."""
         return estimate_tokens(self.shape(body))
