@@ -81,7 +81,10 @@ async def _ask(args: argparse.Namespace) -> int:
 async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[str, str]:
     """What the model's server does (the client's probe) and how a study would treat it (its thinking format and
     the injection mode it takes a foreign CoT in)."""
-    model = bridge.model(name, base_url=base_url)
+    try:
+        model = bridge.model(name, base_url=base_url)
+    except CotbridgeError as exc:  # a missing key or a bad model string: this row says so, the others still run
+        return {"model": name, "health": f"not opened: {exc}"}
     facts = {"model": name, "thinking format": model.thinking_format.name, "injection": resolve_mode(model, None)}
     return {**facts, **await probe(model)}
 
@@ -92,6 +95,8 @@ async def _models_check(args: argparse.Namespace) -> int:
         "provider",
         "thinking format",
         "CoT visible",
+        "thinking",
+        "capabilities from",
         "injection",
         "health",
         "served",

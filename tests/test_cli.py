@@ -59,6 +59,22 @@ def test_models_check_reports_capabilities(llama_server: str) -> None:
         assert expected in result.stdout
 
 
+def test_models_check_gives_every_model_a_row_when_one_cannot_be_opened(llama_server: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
+    result = subprocess.run(
+        [*CLI, "models", "check", "deepseek/deepseek-chat", "llamacpp/smollm2-135m", "--base-url", llama_server],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**env, "COLUMNS": "200"},
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "not opened" in out and "DEEPSEEK_API_KEY" in out
+    assert "forced-grammar" in out, "the model after the one that failed is still checked"
+    assert "capabilities from" in out and "bundled data" in out
+
+
 def test_models_check_on_a_dead_server_fails_cleanly() -> None:
     result = run("models", "check", "vllm/x", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "2")
     assert result.returncode == 1 and "down" in result.stdout and "Traceback" not in result.stderr
