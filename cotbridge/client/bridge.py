@@ -136,10 +136,6 @@ class Bridge:
             )
         spec, model_id = provider_spec(model)
         opts = self._options(model, options, fields)
-        _finite(f"{model}: timeout_s", opts.timeout_s, above_zero=True)
-        if opts.price is not None:
-            _finite(f"{model}: price input", opts.price.input, above_zero=False)
-            _finite(f"{model}: price output", opts.price.output, above_zero=False)
         url = self._base_url(spec, model, opts)
         api_key = self._api_key(spec, model, api_key, opts)
         identity = (model, url, api_key, canonical_json(opts.model_dump(mode="json")))
