@@ -75,6 +75,14 @@ class Completion:
             self._raw = json.loads(self._raw)
         return self._raw  # type: ignore[return-value]
 
+    @property
+    def reasoning_redacted(self) -> bool:
+        """Whether the vendor withheld part of the reasoning (Anthropic's encrypted `redacted_thinking` blocks), so
+        `reasoning` has gaps. A provider marks such a message `reasoning_redacted: true`; read from `raw` only when
+        asked, so the cache's hot path never parses a response for it."""
+        message = ((self.raw.get("choices") or [{}])[0] or {}).get("message") or {}
+        return message.get("reasoning_redacted") is True
+
 
 @dataclass(slots=True, frozen=True)
 class ContinuationScore:
@@ -104,7 +112,9 @@ class ContinuationScore:
 
 @dataclass(slots=True)
 class BridgeStats:
-    """Counters for one Bridge: what went over the network and what the cache saved."""
+    """Counters for one Bridge: what went over the network and what the cache saved; and `notes`, what a server's
+    answers made cotbridge change for the rest of the run (for whoever shows the run to say, as library code never
+    prints)."""
 
     requests: int = 0
     cache_hits: int = 0
@@ -113,9 +123,16 @@ class BridgeStats:
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Records a note once, however many requests lead to it."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        """The counters."""
+        return {name: getattr(self, name) for name in self.__slots__ if name != "notes"}  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +185,8 @@ class Explanation:
 
     `removal` says how an answer-removed CoT was made from its source; `prompt_text` is the exact prompt the CoT
     was generated from, when cotbridge rendered it. `truncated`: the CoT was cut off at its token cap (for an API
-    that returns CoT and answer in one reply: cut off before any answer).
+    that returns CoT and answer in one reply: cut off before any answer). `redacted`: the vendor withheld part of
+    the reasoning (it came back encrypted), so the CoT has gaps; unlike a truncated CoT, a larger cap would not help.
     """
 
     problem_id: str
@@ -185,6 +203,7 @@ class Explanation:
     removal: RemovalReport | None = None
     usage: Usage = Usage()  # tokens of every generation that made it (the CoT and the answer after it)
     answer_truncated: bool = False  # the source's own answer after the CoT was cut off at its token cap
+    redacted: bool = False
 
 
 @dataclass(slots=True, frozen=True)

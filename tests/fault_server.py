@@ -14,7 +14,7 @@ The `model` field of each request picks the behaviour, so one server covers ever
   budget-reasoner
                 like reasoner, but its reasoning counts inside `max_tokens` (as DeepSeek's does): below 200 it
                 spends them all on reasoning and answers nothing (empty content, finish_reason "length")
-  Qwen/QwQ-32B  answers `echo` requests with prompt log-probs, as Together and Fireworks do (every other model
+  Qwen/QwQ-32B  answers `echo` requests with legacy prompt log-probs, as OpenAI's completions did (every other model
                 ignores `echo`, as llama.cpp does)
   limit-used-up answers 200 but says in rate-limit headers that the request limit is used up for 1 s
   limit-429     answers 429 without Retry-After the first time, the reset only in rate-limit headers (1 s)
@@ -27,9 +27,11 @@ The `model` field of each request picks the behaviour, so one server covers ever
                 answer 200 with a body outside the chat format in one way: `null`, `choices: ["x"]`, the content
                 as a list of text parts, `prompt_tokens: "many"`, a `\\ud800` escape in the content
 Besides the OpenAI chat format it answers in three hosted wire formats (see `tests.imitations`):
-OpenAI's Responses API (`POST /v1/responses`, with a reasoning summary), Anthropic's Messages API
-(`POST /v1/messages`, with a signed thinking block) and Gemini's generateContent
-(`POST /v1beta/models/MODEL:generateContent`, with a thought summary); fault modes work in every format.
+OpenAI's Responses API (`POST /v1/responses`), Anthropic's Messages API (`POST /v1/messages`) and Gemini's
+generateContent (`POST /v1beta/models/MODEL:generateContent`), each answering each model as its vendor's references
+say (reasoning efforts and summaries, thinking modes, display, refusals, budget exhaustion); fault
+modes work in every format. Under `/VENDOR/v1/...` it answers as DeepSeek, OpenRouter, Together or Fireworks do
+(their `tests.imitations` modules; no fault modes there).
 It counts requests, per model and in total, and the most requests per model it held at once. Run it in a thread
 (`FaultServer().start()`) or as a script: `python tests/fault_server.py PORT`.
 """
@@ -49,17 +51,24 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.imitations import REASONING
-from tests.imitations.anthropic import anthropic_answer
-from tests.imitations.gemini import gemini_answer
-from tests.imitations.openai_responses import responses_answer
+from tests.imitations import REASONING, deepseek, fireworks, openrouter, together
+from tests.imitations.anthropic import anthropic_reply
+from tests.imitations.gemini import gemini_reply
+from tests.imitations.openai_responses import responses_reply
 
 ECHO_MODEL = "Qwen/QwQ-32B"  # the one model whose `echo` requests get prompt log-probs
+# Hosted APIs answered under /VENDOR/v1/..., each by its imitation: (path after v1/, body) -> (status, body).
+VENDORS = {
+    "deepseek": deepseek.answer,
+    "fireworks": fireworks.answer,
+    "openrouter": openrouter.answer,
+    "together": together.answer,
+}
 
 
 def echo_logprobs(body: dict[str, Any]) -> dict[str, Any]:
-    """Legacy completions `echo` log-probs (Together, Fireworks): the prompt cut at spaces, one log-prob per piece
-    (the first, like a real server's, without one)."""
+    """Legacy completions `echo` log-probs (OpenAI's, without the generated token): the prompt cut at spaces, one
+    log-prob per piece (the first, like a real server's, without one)."""
     prompt = str(body["prompt"])
     tokens = [piece for piece in re.split(r"(?=\s)", prompt) if piece]
     offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
@@ -160,6 +169,7 @@ class FaultServer:
         app.router.add_post("/v1/responses", self.handle)
         app.router.add_post("/v1/messages", self.handle)
         app.router.add_post("/v1beta/models/{target}", self.handle)
+        app.router.add_post("/{vendor}/v1/{path:.+}", self.handle)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/redirected", self.redirected)
         app.router.add_get("/stats", self.stats)
@@ -203,6 +213,9 @@ class FaultServer:
     async def _respond(
         self, request: web.Request, model: str, body: dict[str, Any], first_time: bool
     ) -> web.StreamResponse:
+        if (vendor := request.match_info.get("vendor")) is not None:
+            status, reply = VENDORS[vendor](request.match_info["path"], body) if vendor in VENDORS else (404, {})
+            return web.json_response(reply, status=status)
         if model == "slow":
             await asyncio.sleep(self.slow_s)
         elif model == "flaky-500" and first_time:
@@ -240,7 +253,8 @@ class FaultServer:
             await asyncio.sleep(3600)
         elif model == "limit-used-up":
             reset = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}
-            return web.json_response(self._answer(request, body), headers=reset)
+            status, reply = self._answer(request, model, body)
+            return web.json_response(reply, status=status, headers=reset)
         elif model.startswith("retry-after-") and first_time:
             wait = {"day": str(DAY_S), "inf": "inf"}.get(model[len("retry-after-") :])
             wait = wait or (datetime.now(UTC) + timedelta(seconds=DAY_S)).strftime("%a, %d %b %Y %H:%M:%S GMT")
@@ -258,7 +272,8 @@ class FaultServer:
             when = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()  # Anthropic sends an RFC 3339 time
             reset = {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": when}
             return web.json_response({"error": {"message": "rate limited"}}, status=429, headers=reset)
-        return web.json_response(self._answer(request, body))
+        status, reply = self._answer(request, model, body)
+        return web.json_response(reply, status=status)
 
     async def _huge(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         """A chat completion padded to `huge_bytes`, streamed in 64 KiB chunks with no Content-Length."""
@@ -277,15 +292,16 @@ class FaultServer:
         return response
 
     @staticmethod
-    def _answer(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
-        """A success in the wire format of the path asked."""
+    def _answer(request: web.Request, model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The status and body in the wire format of the path asked (OpenAI's Responses API, Anthropic and Gemini
+        refuse, per model, what their references say those models refuse)."""
         if request.path.endswith("/responses"):
-            return responses_answer(body)
+            return responses_reply(body)
         if request.path.endswith("/messages"):
-            return anthropic_answer(body)
+            return anthropic_reply(body)
         if request.path.endswith(":generateContent"):
-            return gemini_answer(body)
-        return completion_for(body)
+            return gemini_reply(model, body)
+        return 200, completion_for(body)
 
     def start(self) -> FaultServer:
         ready = threading.Event()

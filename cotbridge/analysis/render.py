@@ -76,6 +76,10 @@ def render_table(report: Report, console: Console) -> None:
         console.print(
             f"[yellow]{count} CoT(s) cut off at cot_max_tokens[/yellow] (their trials used them as cut): {cut}"
         )
+    if report.redacted_cots:
+        gaps = escape(", ".join(f"{label} {n}" for label, n in report.redacted_cots.items()))
+        count = sum(report.redacted_cots.values())
+        console.print(f"[yellow]{count} CoT(s) with reasoning the vendor withheld[/yellow] (gaps): {gaps}")
 
 
 def _consistency_table(report: Report) -> Table:
@@ -208,6 +212,10 @@ def render_html(report: Report) -> str:
         cut = "".join(f"<li>{html.escape(label)}: {n}</li>" for label, n in report.truncated_cots.items())
         count = sum(report.truncated_cots.values())
         parts.append(f"<h2>{count} CoT(s) cut off at cot_max_tokens</h2><ul>{cut}</ul>")
+    if report.redacted_cots:
+        gaps = "".join(f"<li>{html.escape(label)}: {n}</li>" for label, n in report.redacted_cots.items())
+        count = sum(report.redacted_cots.values())
+        parts.append(f"<h2>{count} CoT(s) with reasoning the vendor withheld</h2><ul>{gaps}</ul>")
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -129,6 +129,7 @@ class Report:
     failures: list[str] = field(default_factory=list)  # failed trials: where, the error's kind and message
     truncated: dict[str, int] = field(default_factory=dict)  # "label/variant" -> trials cut off at their token cap
     truncated_cots: dict[str, int] = field(default_factory=dict)  # "source/kind" -> generated CoTs cut off
+    redacted_cots: dict[str, int] = field(default_factory=dict)  # "source/kind" -> CoTs with withheld reasoning
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -144,6 +145,7 @@ class Report:
             "failures": self.failures,
             "truncated": self.truncated,
             "truncated_cots": self.truncated_cots,
+            "redacted_cots": self.redacted_cots,
         }
 
 
@@ -187,6 +189,7 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
     report.matrix = transfer_matrices(data)
     report.ensembles = ensemble_summary(results, study)
     report.truncated_cots = truncated_cots(results, study)
+    report.redacted_cots = redacted_cots(results, study)
     report.costs = cost_summary(results, study, trials)
     for t in trials:
         per = report.modes.setdefault(t.evaluator, {})
@@ -363,6 +366,13 @@ def truncated_cots(results: ResultsDB, study: str) -> dict[str, int]:
         for row in results.explanations(study)
         if row.truncated and row.variant == "full" and row.kind != "ensemble"
     )
+    return dict(sorted(counts.items()))
+
+
+def redacted_cots(results: ResultsDB, study: str) -> dict[str, int]:
+    """Generated CoTs whose vendor withheld part of the reasoning (encrypted), per "source/kind": their trials run
+    on the readable part, so a reader must know how many have gaps."""
+    counts = Counter(f"{row.source}/{row.kind}" for row in results.explanations(study) if row.redacted)
     return dict(sorted(counts.items()))
 
 

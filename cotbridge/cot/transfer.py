@@ -109,6 +109,7 @@ async def explain_samples(
                 sample_index=c.sample_index,
                 truncated=c.finish_reason == "length" and not c.text,
                 answer_truncated=c.finish_reason == "length",
+                redacted=c.reasoning_redacted,
                 usage=c.usage,
             )
             for c in chats

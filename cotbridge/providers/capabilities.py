@@ -43,7 +43,8 @@ class Thinking:
     "budget" (a token budget: Anthropic's budget_tokens, Gemini 2.5's thinkingBudget), "adaptive" (Anthropic's
     adaptive thinking steered by an effort), "effort" (effort levels: OpenAI, DeepSeek, OpenRouter), "level"
     (Gemini 3's thinkingLevel). efforts: the accepted effort or level values; display: the values of Anthropic's
-    `thinking.display` the model accepts."""
+    `thinking.display` the model accepts. asked_effort: the effort cotbridge sends when a request names none, set
+    where the model's own default would not reason (`default_effort` "none": OpenAI's GPT-5.1 and later)."""
 
     control: ThinkingControl = "none"
     on_by_default: StrictBool = False
@@ -53,11 +54,15 @@ class Thinking:
     min_budget: StrictInt | None = None
     max_budget: StrictInt | None = None
     display: tuple[StrictStr, ...] = ()
+    asked_effort: StrictStr | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Thinking:
         if self.default_effort is not None and self.efforts and self.default_effort not in self.efforts:
             raise ValueError(f"default_effort {self.default_effort!r} is not one of efforts {list(self.efforts)}")
+        if self.asked_effort is not None and (self.asked_effort == "none" or self.asked_effort not in self.efforts):
+            allowed = [effort for effort in self.efforts if effort != "none"]
+            raise ValueError(f"asked_effort {self.asked_effort!r} is not one of the efforts that reason, {allowed}")
         low, high = self.min_budget, self.max_budget
         if low is not None and high is not None and low > high:
             raise ValueError(f"min_budget {self.min_budget} is above max_budget {self.max_budget}")
@@ -68,9 +73,11 @@ class Thinking:
 class Capabilities:
     """What a model's server can do, as far as cotbridge relies on it, and where that knowledge came from.
 
-    prompt_scoring: how `score()` works: "prompt-logprobs" (echo / prompt logprobs), "forced-grammar" (llama.cpp),
-    or None. visibility: what comes back of the reasoning by default: "raw" (the CoT itself), "summary",
-    "omitted" (the model thinks, the text is withheld) or "none"; only a raw CoT can be transferred.
+    prompt_scoring: how `score()` works: "prompt-logprobs" (echo: the choice's log-probs cover the prompt, with
+    text offsets), "prompt-field" (echo: the prompt's log-probs come in a top-level `prompt[]`, as Together's do),
+    "forced-grammar" (llama.cpp), or None. visibility: what comes back of the reasoning by default: "raw" (the CoT
+    itself), "summary", "omitted" (the model thinks, the text is withheld) or "none"; only a raw CoT can be
+    transferred.
     max_tokens_includes_cot: the vendor's output limit bounds the reasoning too. rejected_params: request fields
     the vendor answers with an error; ignored_params: fields it accepts without effect. seed / stop: the vendor
     takes them. source, family, reference, overridden, based_on: provenance (see `capability_resolution`).
@@ -78,7 +85,7 @@ class Capabilities:
 
     completions: StrictBool = True
     logprobs: StrictBool = True
-    prompt_scoring: Literal["prompt-logprobs", "forced-grammar"] | None = None
+    prompt_scoring: Literal["prompt-logprobs", "prompt-field", "forced-grammar"] | None = None
     token_id_prompts: StrictBool = False
     tokenize: StrictBool = False
     chat_template: StrictBool = False
@@ -117,7 +124,19 @@ def thinking_text(capabilities: Capabilities) -> str:
         return "always on" if thinking.on_by_default and capabilities.reasoning_model else "-"
     default = "on" if thinking.on_by_default else "off"
     effort = f", default {thinking.default_effort}" if thinking.default_effort else ""
+    if thinking.asked_effort:
+        effort += f"; cotbridge asks {thinking.asked_effort}"
     return f"{thinking.control} ({default} by default{effort})"
+
+
+def greedy_text(capabilities: Capabilities) -> str:
+    """Whether a temperature-0 request is greedy, in one cell: a vendor that ignores temperature, or refuses it (it is
+    then left out), samples at its own, so the model's "greedy" CoTs and answers are samples."""
+    if "temperature" in capabilities.ignored_params:
+        return "no: sampled (temperature ignored)"
+    if "temperature" in capabilities.rejected_params:
+        return "no: sampled (temperature refused, left out)"
+    return "yes"
 
 
 def provenance_text(capabilities: Capabilities) -> str:

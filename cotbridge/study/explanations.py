@@ -49,6 +49,7 @@ class StudyCot:
             normalized=e.answer.normalized if e.answer else None,
             correct=e.answer.correct if e.answer else None,
             truncated=e.truncated,
+            redacted=e.redacted,
             prompt_text=e.prompt_text,
             removal=json.dumps(asdict(e.removal)) if e.removal else None,
             trace=trace,

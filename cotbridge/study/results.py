@@ -91,6 +91,7 @@ class ExplanationRow:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    redacted: bool = False  # the vendor withheld part of the reasoning: the CoT has gaps
 
 
 # -- schema -------------------------------------------------------------------------------------------------------
@@ -169,17 +170,24 @@ def _add_trial_truncated_column(db: sqlite_utils.Database) -> None:
         table.add_column("truncated", int, not_null_default=0)
 
 
+def _add_explanation_redacted_column(db: sqlite_utils.Database) -> None:
+    table = db.table("explanations")
+    if "redacted" not in table.columns_dict:
+        table.add_column("redacted", int, not_null_default=0)
+
+
 RESULTS_MIGRATIONS: list[Migration] = [
     ("results_0001_create_tables", _create_tables),
     ("results_0002_usage_columns", _add_usage_columns),
     ("results_0003_trial_outcome", _add_trial_outcome_columns),
     ("results_0004_trial_truncated", _add_trial_truncated_column),
+    ("results_0005_explanation_redacted", _add_explanation_redacted_column),
 ]
 
 # -- rows ---------------------------------------------------------------------------------------------------------
 
 Row = TypeVar("Row", TrialRow, ExplanationRow)
-BOOL_FIELDS = frozenset({"correct", "truncated"})  # stored as 0/1, NULL for an unparseable answer
+BOOL_FIELDS = frozenset({"correct", "truncated", "redacted"})  # stored as 0/1, NULL for an unparseable answer
 
 
 class _Table(Generic[Row]):
