@@ -18,7 +18,8 @@ from cotbridge.errors import APIStatusError, APITimeoutError, MalformedResponseE
 from cotbridge.providers.openai_responses import chat_shape, responses_request
 from cotbridge.providers.sdk import DEFAULT_THINKING_BUDGET
 from cotbridge.study import parse_study, run_study
-from tests.fault_server import REASONING, FaultServer, responses_answer
+from tests.fault_server import REASONING, FaultServer
+from tests.imitations.openai_responses import responses_answer
 
 if importlib.util.find_spec("litellm") is None:  # found, not imported: cotbridge sets litellm up before import
     pytest.skip("anthropic/ and gemini/ need the extra `hosted` (pip install -e '.[hosted]')", allow_module_level=True)
@@ -51,7 +52,7 @@ def test_responses_request_and_answer_translation() -> None:
     assert plain["temperature"] == 0.7 and plain["max_output_tokens"] == 100 and "reasoning" not in plain
     assert "seed" not in plain  # no Responses counterpart; the cache keeps reruns identical
     assert plain["include"] == ["message.output_text.logprobs"] and plain["top_logprobs"] == 2
-    raw = responses_answer({"model": "o3", "reasoning": {}})
+    raw = responses_answer({"model": "o3", "reasoning": {"summary": "auto"}})
     shaped = chat_shape(raw)
     message = shaped["choices"][0]["message"]
     assert message["reasoning"] == REASONING and message["content"].startswith("answer ")
@@ -309,21 +310,3 @@ def test_bundled_prices_for_hosted_models_only() -> None:
     assert default_price(PROVIDERS["deepseek"], "deepseek-reasoner") == Price(input=0.28, output=0.42)
     assert default_price(PROVIDERS["local"], "smollm2-135m") is None and default_price(PROVIDERS["vllm"], "o3") is None
     assert default_price(PROVIDERS["openai"], "no-such-model") is None
-
-
-async def test_the_mixed_example_plans_without_a_request(keys: None, tmp_path: Path) -> None:
-    from cotbridge.study import StudyRunner, load_study
-    from cotbridge.study.results import ResultsDB
-
-    config = load_study(Path(__file__).resolve().parent.parent / "examples" / "mixed_open_closed.toml")
-    results = ResultsDB(tmp_path / "r.db")
-    async with Bridge() as bridge:
-        runner = StudyRunner(config, bridge, results)
-        runner.check()
-        runner.fill_default_prices()
-        plan = {row["name"]: row for row in runner.plan()}
-    results.close()
-    assert plan["o4mini"]["roles"] == "evaluator" and plan["o4mini"]["CoT visible"] == "summary"
-    assert plan["claude"]["CoT visible"] == "raw" and plan["claude"]["USD per M in/out"] == "3 / 15"
-    assert {row["injection"] for name, row in plan.items() if name != "qwq"} == {"context"}
-    assert plan["deepseek"]["USD per M in/out"] != "-"  # the bundled price

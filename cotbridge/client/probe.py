@@ -13,8 +13,10 @@ PROBE = [{"role": "user", "content": "Say OK."}]
 
 async def probe(model: Model) -> dict[str, str]:
     """One row of facts about a model's server, each "yes", "no (why)" or a value; stops after a failed health
-    check."""
+    check. What the server's answers made cotbridge change (the bridge's notes, e.g. a reasoning summary the vendor
+    refused) is under "notes", and "CoT visible" says what is visible after the answers."""
     caps = model.capabilities
+    noted = len(model.stats.notes)
     row = {
         "provider": model.provider.name,
         "CoT visible": caps.visibility,
@@ -48,4 +50,7 @@ async def probe(model: Model) -> dict[str, str]:
         row["prompt scoring"] = f"yes ({scored.method})"
     except (UnsupportedOperation, ProviderError) as exc:
         row["prompt scoring"] = f"no: {str(exc)[:60]}"
+    row["CoT visible"] = model.capabilities.visibility
+    if notes := model.stats.notes[noted:]:  # probes run one after another, so the new notes are this model's
+        row["notes"] = "; ".join(notes)
     return row

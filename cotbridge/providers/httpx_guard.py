@@ -4,15 +4,15 @@ over the endpoint's `max_response_bytes` fails at once, with the same errors and
 httpx follows redirects when its client says so and reads bodies of any size; `ResponseGuard.event_hooks()` given to
 an httpx client with `follow_redirects=False` holds it to the rules. The body is asked for uncompressed, so the bytes
 counted are the bytes parsed (a compressed body could grow far past its size on the wire): one sent compressed all
-the same is refused.
+the same is refused. The hooks serve httpx (litellm) and its fork httpx2 (the openai SDK from 3.0) alike.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-
-import httpx
 
 from cotbridge.errors import ProviderError
 from cotbridge.providers.transport import Endpoint
@@ -29,10 +29,10 @@ class ResponseGuard:
         """The hooks, as httpx's `event_hooks=` takes them."""
         return {"request": [self.on_request], "response": [self.on_response]}
 
-    async def on_request(self, request: httpx.Request) -> None:
+    async def on_request(self, request: Any) -> None:
         request.headers["Accept-Encoding"] = "identity"  # so that the bytes counted are the bytes parsed
 
-    async def on_response(self, response: httpx.Response) -> None:
+    async def on_response(self, response: Any) -> None:
         """Refuses a redirect and a body over the cap before it is read, and counts the body while it is read."""
         status = response.status_code
         if 300 <= status < 400:
@@ -47,11 +47,22 @@ class ResponseGuard:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.endpoint.max_response_bytes:
             raise self.endpoint.too_large(self.model, status, f"{int(declared):,} bytes")
-        response.stream = _CappedStream(response.stream, self, status)
+        response.stream = _capped_type(_stream_base(response))(response.stream, self, status)
 
 
-class _CappedStream(httpx.AsyncByteStream):
-    """A response body that fails once more than the endpoint's `max_response_bytes` of it have come."""
+def _stream_base(response: Any) -> type:
+    """The byte-stream class of the library (httpx or httpx2) that made `response`: each reads only its own."""
+    return sys.modules[type(response).__module__.partition(".")[0]].AsyncByteStream
+
+
+@functools.cache
+def _capped_type(base: type) -> type[_CappedStream]:
+    return type(f"Capped{base.__name__}", (_CappedStream, base), {})
+
+
+class _CappedStream:
+    """A response body that fails once more than the endpoint's `max_response_bytes` of it have come (used as a
+    subclass of its library's byte stream, `_capped_type`)."""
 
     def __init__(self, inner: Any, guard: ResponseGuard, status: int) -> None:
         self.inner = inner

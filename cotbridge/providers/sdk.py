@@ -79,8 +79,9 @@ class SDKProvider(BaseProvider):
             answer = CHAT.check(answer)
         except ValueError as exc:  # like a malformed body on any endpoint: worth another try
             raise TransientFailure(self.endpoint.malformed(self.model_name, None, f"the answer {exc}")) from None
-        # The cache stores the body cotbridge was asked for; this is what the vendor got (no key in it).
-        answer["vendor_request"] = request
+        # The cache stores the body cotbridge was asked for; this is what the vendor got (no key in it), unless the
+        # provider sent something else and said so.
+        answer.setdefault("vendor_request", request)
         return answer
 
     async def _attempt(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +99,7 @@ class SDKProvider(BaseProvider):
             return self.endpoint.connection_failure(self.model_name, exc)
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):
-            text, headers = _error_text(exc), _error_headers(exc)
+            text, headers = error_text(exc), _error_headers(exc)
             return self.endpoint.status_failure(status, text, headers, self.model_name, _error_codes(exc))
         return ProviderError(
             f"{type(exc).__name__}: {self.endpoint.redact(str(exc))[:300]}",
@@ -111,7 +112,8 @@ class SDKProvider(BaseProvider):
         return {"ok": True, "served_models": [self.served_model]}
 
 
-def _error_text(exc: Exception) -> str:
+def error_text(exc: Exception) -> str:
+    """The vendor's message of an SDK error (from its error body where there is one)."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         error = body.get("error", body)

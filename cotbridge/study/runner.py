@@ -26,7 +26,7 @@ from cotbridge.cot.transfer import resolve_mode
 from cotbridge.datasets import load_dataset
 from cotbridge.errors import BudgetExceeded, ConfigError, CotbridgeError
 from cotbridge.options import EnsembleOptions
-from cotbridge.providers.capabilities import provenance_text, thinking_text
+from cotbridge.providers.capabilities import greedy_text, provenance_text, thinking_text
 from cotbridge.providers.transport import public_url
 from cotbridge.records import Answer, Condition, Explanation, Problem, Variant
 from cotbridge.study.config import StudyConfig, StudySection
@@ -55,12 +55,14 @@ ProgressCallback = Callable[[Progress], None]
 
 @dataclass(slots=True)
 class RunSummary:
-    """What a run did: counts per phase, and every failure."""
+    """What a run did: counts per phase, every failure, and the bridge's notes (what a server's answers made
+    cotbridge change, e.g. a reasoning summary the vendor refused)."""
 
     trials: int = 0
     skipped: int = 0
     explanations: int = 0
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     over_budget: int = 0  # items not run because they could have passed budget_usd
     failed_trials: int = 0  # stored with their error; a resumed run tries them again
     changed: int = 0  # stored trials done again because the study changed what decides them
@@ -297,8 +299,8 @@ class StudyRunner:
 
     def plan(self) -> list[dict[str, str]]:
         """How every model will run: its roles, thinking format, what it shows of its CoT, how its thinking is
-        asked for, where its capabilities came from (a guessed model says so), and the injection mode it gets a
-        foreign CoT in. Call after `check()`."""
+        asked for, whether its "greedy" requests are greedy, where its capabilities came from (a guessed model
+        says so), and the injection mode it gets a foreign CoT in. Call after `check()`."""
         transfers = Condition.TRANSFER in self.config.study.conditions
         rows = []
         for name, section in self.config.models.items():
@@ -312,6 +314,7 @@ class StudyRunner:
                     "thinking format": model.thinking_format.name,
                     "CoT visible": model.capabilities.visibility,
                     "thinking": thinking_text(model.capabilities),
+                    "greedy": greedy_text(model.capabilities),
                     "capabilities from": provenance_text(model.capabilities),
                     "injection": resolve_mode(model, section.injection) if section.evaluator else "-",
                     "USD per M in/out": f"{section.price.input:g} / {section.price.output:g}" if section.price else "-",
@@ -331,6 +334,7 @@ class StudyRunner:
         if Variant.WITHOUT_ANSWER in self.config.variants:
             await self._answer_removal()
         await self._trials(problems)
+        self.summary.notes = list(self.bridge.stats.notes)
         return self.summary
 
     # -- phases -------------------------------------------------------------------------------------------------
