@@ -1,7 +1,8 @@
 """Hosted OpenAI-format APIs, shaped and parsed against a local server that answers in their wire format.
 
 The real hosted APIs cannot be reached from here; the server records what cotbridge sends and answers as the
-providers document (DeepSeek: `reasoning_content`; OpenRouter: a `reasoning` request parameter)."""
+providers document (DeepSeek: `reasoning_content`; OpenRouter: a `reasoning` request parameter). Each vendor's own
+behaviour, answered by its imitation, is tested in `test_hosted_compat.py`."""
 
 from __future__ import annotations
 
@@ -53,20 +54,6 @@ async def test_openrouter_asks_for_reasoning(faults: FaultServer, monkeypatch: p
     async with Bridge() as bridge:
         await bridge.model("openrouter/ok", base_url=faults.base_url).chat([{"role": "user", "content": "hi"}])
     assert faults.bodies[-1]["reasoning"] == {"enabled": True}
-
-
-async def test_together_scores_a_continuation_with_echo_logprobs(
-    faults: FaultServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TOGETHER_API_KEY", SECRET)
-    async with Bridge() as bridge:
-        qwq = bridge.model("together/Qwen/QwQ-32B", base_url=faults.base_url)
-        scored = await qwq.score("The sky is", " blue today.")
-    sent = faults.bodies[-1]
-    assert sent["echo"] is True and sent["prompt"] == "The sky is blue today." and sent["max_tokens"] == 1
-    assert [t.token for t in scored.tokens] == [" blue", " today."]  # only the continuation's tokens
-    assert [t.logprob for t in scored.tokens] == pytest.approx([-0.8, -0.9])
-    assert qwq.thinking_format.name == "think-tags" and qwq.capabilities.reasoning_visibility == "raw"
 
 
 async def test_missing_keys_and_unavailable_providers_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,6 +161,7 @@ thinking_format = "think-tags"
 model = "deepseek/deepseek-reasoner"
 base_url = "{faults.base_url}"
 price = {{ input = 1000.0, output = 1000.0 }}
+extra_body = {{ thinking_budget = 16 }}  # the room its thinking gets on top of max_tokens counts in the reservation
 """
     db = tmp_path / "r.db"
     stopped = await run_study(parse_study(text), db)

@@ -6,6 +6,11 @@ root, scores a prompt with `echo=true, logprobs=0` on `/v1/completions`, and con
 continuation is forced token by token with a token-id grammar (`<[id]>`), and returns each forced token's
 log-prob from the model's raw distribution (checked against its own greedy log-probs). Its logprobs come as
 `logprobs.content[]`.
+
+Hosted APIs in this format differ where cotbridge relies on them, and their capabilities say how:
+`max_tokens_includes_cot` (DeepSeek's and OpenRouter's output limit bounds the reasoning too: thinking room is
+added, as the SDK providers add it), `rejected_params` (refused before sending) and `prompt_scoring` (legacy echo
+log-probs in the choice, or Together's top-level `prompt[]`).
 """
 
 from __future__ import annotations
@@ -16,10 +21,27 @@ from typing import Any
 from cotbridge.errors import APIStatusError, MalformedResponseError, UnsupportedOperation
 from cotbridge.providers.base import BaseProvider, Capabilities
 from cotbridge.providers.capabilities import provider_defaults
+from cotbridge.providers.ratelimit import estimate_tokens
 from cotbridge.providers.response import parse_logprobs
+from cotbridge.providers.sdk import DEFAULT_THINKING_BUDGET
 from cotbridge.providers.transport import Endpoint
-from cotbridge.providers.wire import CHAT, JSON, MODELS, PROMPT, TEXT, TOKEN_IDS, TOKEN_PIECES, Wire
+from cotbridge.providers.wire import (
+    CHAT,
+    JSON,
+    MODELS,
+    PROMPT,
+    PROMPT_FIELD_TEXT,
+    ROUTED_CHAT,
+    TEXT,
+    TOKEN_IDS,
+    TOKEN_PIECES,
+    Wire,
+)
 from cotbridge.records import ContinuationScore, Message, TokenLogprob
+
+# Sampling fields cotbridge may send on its own (temperature on every chat): where a vendor refuses one it is left
+# out and the vendor samples at its own temperature, as the SDK providers do (`sdk.sampling_free`).
+_SAMPLING = frozenset({"temperature", "top_p", "seed"})
 
 
 def _common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -30,14 +52,32 @@ def _common_prefix_length(a: list[int], b: list[int]) -> int:
     return n
 
 
+def _thinking_switch(body: dict[str, Any]) -> bool | None:
+    """Whether a request turns thinking on (True) or off (False) with a switch the OpenAI-format hosts document, or
+    None: DeepSeek's `thinking.type`, OpenRouter's `reasoning` (`enabled`, effort "none"), `reasoning_effort`."""
+    thinking, reasoning, effort = body.get("thinking"), body.get("reasoning"), body.get("reasoning_effort")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
+        return bool(thinking["type"] == "enabled")
+    if isinstance(reasoning, dict) and reasoning:
+        return reasoning.get("enabled") is not False and reasoning.get("effort") != "none"
+    return None if effort is None else effort != "none"
+
+
 class OpenAICompatProvider(BaseProvider):
     """Any server that speaks the OpenAI chat and completions wire format.
 
     `name` defaults to the class's and `capabilities` to that name's defaults in the bundled data; a hosted API in
     this format gives its own, and `chat_extra` holds the fields it wants in every chat request (OpenRouter's
-    `reasoning`)."""
+    `reasoning`). A chat body is reshaped (`shape`) only where the capabilities or `chat_extra` call for it, decided
+    once here: a plain server's chat costs one attribute test."""
 
     name = "openai-compatible"
+    chat_wire: Wire = CHAT
+    # Set by __init__ from the capabilities; a subclass with an __init__ of its own (local/) reshapes nothing.
+    _room = False
+    _shaping = False
+    # The echo request a generic score sends: part of its cache key, so a score asked another way is not reused.
+    score_request: dict[str, Any] | None = {"max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
 
     def __init__(
         self,
@@ -54,21 +94,62 @@ class OpenAICompatProvider(BaseProvider):
         self.endpoint = endpoint
         self.endpoint_id = endpoint.public_url
         self.name = name or type(self).name
-        self.capabilities = capabilities or provider_defaults(self.name)
+        self.capabilities = caps = capabilities or provider_defaults(self.name)
         self.chat_extra = dict(chat_extra or {})
+        # Thinking a request parameter asks for (or that is on by default) and that the output limit bounds too.
+        self._room = (
+            caps.max_tokens_includes_cot
+            and caps.reasoning_model
+            and (caps.thinking.on_by_default or caps.thinking.control != "none")
+        )
+        self._shaping = bool(self.chat_extra or caps.rejected_params) or self._room
 
     # Plain functions returning the transport's coroutine: every coroutine frame between a caller and the socket
     # is re-entered on each resumption, and on the hot path those frames cost more than the work they do.
     def chat(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
-        if self.chat_extra:
-            body = {**self.chat_extra, **body}
-        return self.endpoint.request("POST", "/chat/completions", body, model=self.model_name, wire=CHAT)
+        if self._shaping:
+            body = self.shape(body)
+        return self.endpoint.request("POST", "/chat/completions", body, model=self.model_name, wire=self.chat_wire)
 
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         return self.endpoint.request("POST", "/completions", body, model=self.model_name, wire=TEXT)
 
     def sent_body(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {**self.chat_extra, **body} if op == "chat" and self.chat_extra else body
+        if op == "chat":
+            return self.shape(body) if self._shaping else body
+        if op == "score" and self.score_request is not None:
+            return {**body, "scored_with": {**self.score_request, "shape": self.capabilities.prompt_scoring}}
+        return body
+
+    def estimate_tokens(self, body: dict[str, Any]) -> int:
+        """Tokens a request may count, thinking room included (for budgets and tokens-per-minute limits)."""
+        return estimate_tokens(self.shape(body) if self._shaping and "messages" in body else body)
+
+    def shape(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The chat request as the vendor gets it: `chat_extra` under the body; while the model thinks, a parameter
+        the vendor refuses is an UnsupportedOperation here (a sampling one cotbridge sent on its own is left out),
+        and where `max_tokens` bounds the reasoning too, `thinking_budget` (cotbridge's, default
+        DEFAULT_THINKING_BUDGET) is added to it, so max_tokens stays the answer's room."""
+        body = {**self.chat_extra, **body}
+        budget = int(body.pop("thinking_budget", DEFAULT_THINKING_BUDGET))
+        thinking = self.capabilities.thinking
+        switch = _thinking_switch(body)
+        if thinking.can_disable and switch is False:
+            return body
+        for name in self.capabilities.rejected_params:
+            if name in body and name in _SAMPLING:
+                del body[name]
+            elif name in body:
+                raise UnsupportedOperation(
+                    f"{self.model_name}: {self.name} answers {name!r} with an error for this model while it thinks "
+                    "(its capabilities' rejected_params); leave it out (e.g. logprobs=None)"
+                    + (", or turn thinking off" if thinking.can_disable else "")
+                )
+        if self._room and (thinking.on_by_default or switch or not thinking.can_disable):
+            for limit in ("max_tokens", "max_completion_tokens"):
+                if body.get(limit) is not None:
+                    body[limit] = int(body[limit]) + budget
+        return body
 
     async def health(self) -> dict[str, Any]:
         """Lists the served models; raises ProviderError when the server is down."""
@@ -83,45 +164,98 @@ class OpenAICompatProvider(BaseProvider):
         )
 
     async def score(self, prompt: str | list[int] | list[Message], continuation: str) -> ContinuationScore:
-        """Generic servers: echo the prompt plus continuation and keep the tokens past the prompt's end."""
+        """Generic servers: echo the prompt plus continuation and keep the continuation's tokens, read from the
+        vendor's shape of echoed log-probs (`capabilities.prompt_scoring`)."""
         if not isinstance(prompt, str):
             raise self.cannot_score(
                 "a generic OpenAI-compatible server offers no tokenizer or chat template to cotbridge; "
                 "pass the prompt as rendered text"
             )
-        body = {
-            "model": self.served_model,
-            "prompt": prompt + continuation,
-            "max_tokens": 1,
-            "temperature": 0.0,
-            "echo": True,
-            "logprobs": 0,
-        }
+        in_field = self.capabilities.prompt_scoring == "prompt-field"
+        body = {"model": self.served_model, "prompt": prompt + continuation, **(self.score_request or {})}
+        wire = PROMPT_FIELD_TEXT if in_field else TEXT
         try:
-            response = await self.completions(body)
+            response = await self.endpoint.request("POST", "/completions", body, model=self.model_name, wire=wire)
         except APIStatusError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
                 raise self.cannot_score(f"it refused echo with logprobs ({exc.detail})") from None
             raise
-        logprobs = (response.get("choices") or [{}])[0].get("logprobs") or {}
-        offsets = logprobs.get("text_offset")
-        tokens = logprobs.get("tokens")
-        values = logprobs.get("token_logprobs")
-        if not offsets or not tokens or not values:
-            raise self.cannot_score("it returned no prompt log-probs for echo=true")
-        start = len(prompt)
-        picked = tuple(
-            TokenLogprob(token=t, logprob=float(v))
-            for t, v, off in zip(tokens, values, offsets, strict=False)
-            if off >= start and v is not None
-        )
-        if not picked:
-            raise self.cannot_score("its echoed tokens did not cover the continuation")
+        try:
+            picked = (
+                prompt_field_tokens(response, continuation)
+                if in_field
+                else echoed_tokens(response, prompt, continuation)
+            )
+        except ValueError as exc:
+            raise self.cannot_score(str(exc)) from None
         return ContinuationScore(tokens=picked, method="prompt-logprobs", model=self.model_name)
+
+
+def _continuation_tokens(
+    tokens: list[str], values: list[float | None], ids: list[int] | None, picked: list[int]
+) -> tuple[TokenLogprob, ...]:
+    """The tokens at the `picked` positions; a continuation token without a log-prob is an error, not a gap."""
+    if not picked:
+        raise ValueError("its echoed tokens did not cover the continuation")
+    token_ids: list[int | None] = list(ids) if ids is not None and len(ids) == len(tokens) else [None] * len(tokens)
+    scored = []
+    for i in picked:
+        value = values[i]
+        if value is None:
+            raise ValueError("it gave no log-prob for a token of the continuation (an empty prompt?)")
+        scored.append(TokenLogprob(token=tokens[i], logprob=float(value), token_id=token_ids[i]))
+    return tuple(scored)
+
+
+def echoed_tokens(response: dict[str, Any], prompt: str, continuation: str) -> tuple[TokenLogprob, ...]:
+    """The continuation's tokens in legacy echo log-probs (OpenAI's completions, Fireworks): parallel lists with
+    character offsets into the echoed text, which runs on past the prompt into the generated token; that one is no
+    part of the continuation. A token straddling the prompt's end counts to the continuation, as in vLLM's scoring.
+    Raises ValueError saying what is missing."""
+    choice = (response.get("choices") or [{}])[0]
+    logprobs = choice.get("logprobs") or {}
+    offsets, tokens, values = logprobs.get("text_offset"), logprobs.get("tokens"), logprobs.get("token_logprobs")
+    if not offsets or not tokens or not values:
+        raise ValueError("it returned no prompt log-probs for echo=true")
+    # Offsets count from the echoed text's start, which may hold what the server put before the prompt (a BOS).
+    base = max((choice.get("text") or "").find(prompt + continuation), 0)
+    start, end = base + len(prompt), base + len(prompt) + len(continuation)
+    picked = [i for i, (t, off) in enumerate(zip(tokens, offsets, strict=False)) if off < end and off + len(t) > start]
+    return _continuation_tokens(tokens, values, logprobs.get("token_ids"), picked)
+
+
+def prompt_field_tokens(response: dict[str, Any], continuation: str) -> tuple[TokenLogprob, ...]:
+    """The continuation's tokens in Together's `prompt[]`: the prompt's tokens and log-probs without offsets, and
+    its text may start with a BOS written out, so they are counted back from the end, which is the continuation's.
+    Raises ValueError saying what is missing."""
+    parts = response.get("prompt") or [{}]
+    logprobs = parts[0].get("logprobs") or {}
+    tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
+    if not tokens or not values or len(values) != len(tokens):
+        raise ValueError("it returned no prompt log-probs in its `prompt[]` for echo=true")
+    if not "".join(tokens).endswith(continuation):
+        raise ValueError("its echoed prompt tokens do not end with the continuation")
+    picked: list[int] = []
+    covered = 0
+    for i in range(len(tokens) - 1, -1, -1):
+        if covered >= len(continuation):
+            break
+        picked.insert(0, i)
+        covered += len(tokens[i])
+    return _continuation_tokens(tokens, values, logprobs.get("token_ids"), picked)
+
+
+class OpenRouterProvider(OpenAICompatProvider):
+    """OpenRouter: its chat gives the reasoning as `reasoning` and/or `reasoning_details` (`wire.ROUTED_CHAT`)."""
+
+    name = "openrouter"
+    chat_wire = ROUTED_CHAT
 
 
 class _TokenizingProvider(OpenAICompatProvider):
     """Servers with a tokenizer and chat template endpoint: continuations are scored on exact token ids."""
+
+    score_request = None  # scored on token ids, by requests of their own
 
     async def _root_request(self, path: str, body: dict[str, Any], wire: Wire) -> Any:
         # /tokenize, /detokenize and /apply-template live at the server root, beside /v1.

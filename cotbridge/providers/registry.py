@@ -2,9 +2,10 @@
 its key, its default thinking format and where its models are in the bundled price map. What its models can do is
 data (`capabilities.toml`, resolved by `capability_resolution.py`) and reaches the factory in `ProviderArgs`.
 
-DeepSeek, OpenRouter, Together and Fireworks speak the OpenAI chat format over the aiohttp transport; OpenAI's
-models go through the Responses API (openai SDK), Anthropic's and Gemini's through litellm. None of them renders a
-chat template or takes token ids for cotbridge, so a foreign CoT reaches every hosted model in `context` mode.
+DeepSeek, OpenRouter, Together and Fireworks speak the OpenAI chat format over the aiohttp transport (OpenRouter
+with its own reasoning fields in answers); OpenAI's models go through the Responses API (openai SDK), Anthropic's
+and Gemini's through litellm. None of them renders a chat template or takes token ids for cotbridge, so a foreign
+CoT reaches every hosted model in `context` mode.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from cotbridge.errors import ConfigError
 from cotbridge.providers.base import Capabilities, Provider
 from cotbridge.providers.local import LocalProvider
-from cotbridge.providers.openai_compat import LlamaCppProvider, OpenAICompatProvider, VLLMProvider
+from cotbridge.providers.openai_compat import LlamaCppProvider, OpenAICompatProvider, OpenRouterProvider, VLLMProvider
 from cotbridge.providers.transport import Endpoint
 
 
@@ -137,7 +138,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ),
         ProviderSpec(
             "openrouter",
-            _http(OpenAICompatProvider),
+            _http(OpenRouterProvider),
             "https://openrouter.ai/api/v1",
             "OPENROUTER_API_KEY",
             default_format="reasoning-field",

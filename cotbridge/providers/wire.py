@@ -17,7 +17,7 @@ import json
 import logging
 from typing import Annotated, Any, Required
 
-from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError, with_config
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 log = logging.getLogger("cotbridge")
@@ -122,6 +122,69 @@ class TextChoice(TypedDict, total=False):
 @with_config(_OPEN)
 class TextCompletion(TypedDict, total=False):
     choices: Required[list[TextChoice]]
+    usage: Usage | None
+
+
+# Together's completions with `echo`: the prompt, and with `logprobs` its log-probs, in a top-level `prompt[]`
+# beside the choices, without text offsets (https://docs.together.ai/reference/completions-1).
+@with_config(_OPEN)
+class PromptLogprobs(TypedDict, total=False):
+    tokens: list[str] | None
+    token_ids: list[int] | None
+    token_logprobs: list[float | None] | None
+
+
+@with_config(_OPEN)
+class PromptPart(TypedDict, total=False):
+    text: str | None
+    logprobs: PromptLogprobs | None
+
+
+@with_config(_OPEN)
+class PromptFieldCompletion(TextCompletion, total=False):
+    prompt: list[PromptPart] | None
+
+
+# OpenRouter's chat: the reasoning as `reasoning` and/or `reasoning_details`, typed reasoning.text (the reasoning
+# as the vendor sent it), reasoning.summary or reasoning.encrypted (nothing readable)
+# (https://openrouter.ai/docs/guides/best-practices/reasoning-tokens).
+@with_config(_OPEN)
+class ReasoningDetail(TypedDict, total=False):
+    type: Required[str]
+    text: str | None
+    summary: str | None
+
+
+READABLE_DETAILS = {"reasoning.text": "text", "reasoning.summary": "summary"}
+
+
+def _reasoning_from_details(message: dict[str, Any]) -> dict[str, Any]:
+    """Without a `reasoning` string, the readable details stand in for it (in their order); what kind of
+    reasoning it is (raw or a summary) is the model's capability, not the detail's type."""
+    details = message.get("reasoning_details")
+    if message.get("reasoning") or not details:
+        return message
+    texts = [detail.get(READABLE_DETAILS.get(detail["type"], "")) for detail in details]
+    joined = "\n\n".join(text for text in texts if isinstance(text, str) and text)
+    return {**message, "reasoning": joined} if joined else message
+
+
+@with_config(_OPEN)
+class RoutedChatMessage(ChatMessage, total=False):
+    reasoning_details: list[ReasoningDetail] | None
+
+
+@with_config(_OPEN)
+class RoutedChatChoice(TypedDict, total=False):
+    index: int
+    message: Required[Annotated[RoutedChatMessage, AfterValidator(_reasoning_from_details)]]
+    finish_reason: str | None
+    logprobs: Logprobs | None
+
+
+@with_config(_OPEN)
+class RoutedChatCompletion(TypedDict, total=False):
+    choices: Required[list[RoutedChatChoice]]
     usage: Usage | None
 
 
@@ -269,6 +332,8 @@ class Wire:
 JSON = Wire("JSON", Any)
 CHAT = Wire("a chat completion", ChatCompletion)
 TEXT = Wire("a text completion", TextCompletion)
+PROMPT_FIELD_TEXT = Wire("a text completion", PromptFieldCompletion)
+ROUTED_CHAT = Wire("a chat completion", RoutedChatCompletion)
 MODELS = Wire("a model list", ModelList)
 TOKEN_IDS = Wire("a token list", TokenIds)
 TOKEN_PIECES = Wire("a token list", TokenPieces)
