@@ -75,7 +75,14 @@ async def _ask(args: argparse.Namespace) -> int:
         stats = bridge.stats
         cache_part = f", cache {bridge.cache_path}" if bridge.cache_path else ""
         console.print(Text(f"{stats.requests} request(s), {stats.cache_hits} cache hit(s){cache_part}", style="dim"))
+        _print_notes(stats.notes)
     return 0
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    """What a server's answers made cotbridge change (a refused reasoning summary, say), one line each."""
+    for note in notes:
+        console.print(Text.assemble(("note: ", "yellow"), note))
 
 
 async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[str, str]:
@@ -97,6 +104,7 @@ async def _models_check(args: argparse.Namespace) -> int:
         "CoT visible",
         "thinking",
         "capabilities from",
+        "notes",
         "injection",
         "health",
         "served",
@@ -199,6 +207,7 @@ def _print_summary(summary: RunSummary, db: str) -> None:
         f"{summary.trials} trial(s) run, {summary.skipped} already done, {summary.explanations} CoT(s); "
         f"results in {escape(db)}"
     )
+    _print_notes(summary.notes)
     if summary.changed:
         console.print(f"{summary.changed} stored trial(s) done again: the study changed what decides them")
     if summary.failures:

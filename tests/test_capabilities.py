@@ -259,3 +259,37 @@ def test_capabilities_stay_one_frozen_type_for_every_consumer() -> None:
     assert caps.reasoning_visibility == caps.visibility == "raw" and caps.source is None
     with pytest.raises(Exception, match="visibility"):
         dataclasses.replace(caps, visibility="full")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("litellm") is None, reason="anthropic/ and gemini/ need litellm")
+async def test_the_mixed_example_plan_says_what_each_model_shows_and_refuses_a_summary_generator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("DEEPSEEK_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.setenv(variable, "sk-plan-test")
+    text = (REPO / "examples" / "mixed_open_closed.toml").read_text(encoding="utf-8")
+    plans: list[list[dict[str, str]]] = []
+
+    def keep_plan(event: Progress) -> None:
+        if event.plan is not None:
+            plans.append(event.plan)
+
+    await run_study(parse_study(text), tmp_path / "plan.db", on_progress=keep_plan, problems=[])
+    rows = {row["name"]: row for row in plans[0]}
+    assert {name: row["CoT visible"] for name, row in rows.items()} == {
+        "qwq": "raw",
+        "deepseek": "raw",
+        "claude": "omitted",
+        "gpt5": "summary",
+        "gemini": "summary",
+    }
+    assert rows["claude"]["thinking"].startswith("adaptive") and rows["gemini"]["thinking"].startswith("level")
+    assert "cotbridge asks medium" in rows["gpt5"]["thinking"]
+    assert {row["injection"] for name, row in rows.items() if name != "qwq"} == {"context"}
+    assert rows["claude"]["USD per M in/out"] == "2 / 10" and rows["deepseek"]["USD per M in/out"] != "-"
+    hosted = ("deepseek", "claude", "gpt5", "gemini")
+    assert all(rows[name]["capabilities from"].startswith("bundled data: ") for name in hosted)
+    as_generator = text.replace("generator = false\nconcurrency = 4", "generator = true\nconcurrency = 4")
+    assert as_generator.count("generator = true") == 1
+    with pytest.raises(ConfigError, match="claude"):
+        await run_study(parse_study(as_generator), tmp_path / "refused.db", problems=[])

@@ -75,6 +75,15 @@ def test_models_check_gives_every_model_a_row_when_one_cannot_be_opened(llama_se
     assert "capabilities from" in out and "bundled data" in out
 
 
+def test_ask_shows_what_the_server_made_cotbridge_change(faults: FaultServer) -> None:
+    env = {"OPENAI_API_KEY": "sk-cli-note-test"}
+    ask = ["ask", "What is 2 + 2?", "--model", "openai/o3-unverified", "--base-url", faults.base_url, "--no-cache"]
+    result = run(*ask, env=env)
+    out = " ".join(result.stdout.split())
+    assert result.returncode == 0, result.stderr
+    assert "note: openai/o3-unverified" in out and "must be verified" in out and "sk-cli-note-test" not in out
+
+
 def test_models_check_on_a_dead_server_fails_cleanly() -> None:
     result = run("models", "check", "vllm/x", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "2")
     assert result.returncode == 1 and "down" in result.stdout and "Traceback" not in result.stderr
