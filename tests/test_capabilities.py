@@ -293,3 +293,12 @@ async def test_the_mixed_example_plan_says_what_each_model_shows_and_refuses_a_s
     assert as_generator.count("generator = true") == 1
     with pytest.raises(ConfigError, match="claude"):
         await run_study(parse_study(as_generator), tmp_path / "refused.db", problems=[])
+
+
+def test_open_reasoning_models_behind_openrouter_are_raw_and_others_stay_guesses() -> None:
+    spec = PROVIDERS["openrouter"]
+    for model_id in ("qwen/qwq-32b", "openai/gpt-oss-120b", "deepseek/deepseek-r1-0528"):
+        resolved = resolve_capabilities(spec, model_id)
+        assert (resolved.visibility, resolved.family) == ("raw", "Open-weight reasoning models"), model_id
+    assert resolve_capabilities(spec, "openai/o3").visibility == "summary"
+    assert resolve_capabilities(spec, "qwen/qwen3-235b-a22b-2507").source == "guess"
