@@ -302,3 +302,11 @@ def test_open_reasoning_models_behind_openrouter_are_raw_and_others_stay_guesses
         assert (resolved.visibility, resolved.family) == ("raw", "Open-weight reasoning models"), model_id
     assert resolve_capabilities(spec, "openai/o3").visibility == "summary"
     assert resolve_capabilities(spec, "qwen/qwen3-235b-a22b-2507").source == "guess"
+
+
+def test_a_routed_model_ignores_what_its_vendor_refuses_so_greedy_is_not_claimed() -> None:
+    from cotbridge.providers.capabilities import greedy_text
+
+    routed = resolve_capabilities(PROVIDERS["openrouter"], "openai/o3")
+    assert "temperature" in routed.ignored_params and greedy_text(routed).startswith("no")
+    assert greedy_text(resolve_capabilities(PROVIDERS["openrouter"], "qwen/qwq-32b")) == "yes"

@@ -84,9 +84,13 @@ def _through_vendor(entry: ProviderCapabilities, model_id: str) -> Capabilities 
         return None
     theirs = family.capabilities
     chosen = entry.reasoning if theirs.reasoning_model else entry.defaults
+    # The router drops parameters the model does not take instead of failing
+    # (https://openrouter.ai/docs/api-reference/parameters), so what the vendor refuses is ignored here.
+    dropped = tuple(sorted({*theirs.rejected_params, *theirs.ignored_params}))
     return _with(
         chosen,
         visibility=theirs.visibility,
+        ignored_params=dropped,
         family=f"{vendor.provider}: {family.name}",
         reference=theirs.reference,
     )
