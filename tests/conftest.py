@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cotbridge.options import RetryPolicy
+from cotbridge.providers import Endpoint
+from cotbridge.records import BridgeStats
 from tests.fault_server import FaultServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,3 +50,17 @@ def fault_server() -> Iterator[FaultServer]:
 def faults(fault_server: FaultServer) -> FaultServer:
     fault_server.reset_counts()
     return fault_server
+
+
+def capped_endpoint(base_url: str, max_response_bytes: int = 2**20) -> Endpoint:
+    """An endpoint with a 1 MiB response cap and quick retries, for the size-cap and redirect tests."""
+    retry = RetryPolicy(max_attempts=3, initial_wait_s=0.05, jitter_s=0.0)
+    return Endpoint(
+        base_url,
+        api_key=None,
+        max_concurrency=2,
+        timeout_s=10,
+        retry=retry,
+        stats=BridgeStats(),
+        max_response_bytes=max_response_bytes,
+    )

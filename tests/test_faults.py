@@ -19,8 +19,7 @@ from cotbridge import (
     UnsupportedOperation,
 )
 from cotbridge.providers.openai_compat import OpenAICompatProvider
-from cotbridge.providers.transport import Endpoint
-from cotbridge.records import BridgeStats
+from tests.conftest import capped_endpoint
 from tests.fault_server import FaultServer
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_wait_s=0.05, max_wait_s=0.2, jitter_s=0.01)
@@ -199,15 +198,7 @@ async def test_a_redirect_is_not_followed(faults: FaultServer, monkeypatch: pyte
 
 
 async def test_a_response_over_the_size_cap_fails_at_once(faults: FaultServer) -> None:
-    endpoint = Endpoint(
-        faults.base_url,
-        api_key=None,
-        max_concurrency=2,
-        timeout_s=10,
-        retry=FAST_RETRY,
-        stats=BridgeStats(),
-        max_response_bytes=2**20,
-    )
+    endpoint = capped_endpoint(faults.base_url)
     provider = OpenAICompatProvider("openai-compatible/huge", "huge", endpoint)
     try:
         with pytest.raises(MalformedResponseError, match="more than max_response_bytes = 1,048,576"):

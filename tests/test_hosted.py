@@ -14,10 +14,10 @@ import pytest
 from cotbridge import Bridge, ConfigError, RetryPolicy, load_dataset
 from cotbridge.cot import transfer
 from cotbridge.errors import APIStatusError, MalformedResponseError
-from cotbridge.providers import PROVIDERS, Endpoint
+from cotbridge.providers import PROVIDERS
 from cotbridge.providers.capability_resolution import resolve_capabilities
-from cotbridge.records import BridgeStats
 from cotbridge.study import parse_study, run_study
+from tests.conftest import capped_endpoint
 from tests.fault_server import FaultServer
 
 PROBLEM = load_dataset("builtin:arithmetic")[0]
@@ -198,15 +198,7 @@ async def test_litellm_fails_at_once_on_a_response_over_the_size_cap(faults: Fau
     from cotbridge.providers.litellm_hosted import LiteLLMProvider, import_litellm
 
     import_litellm()
-    endpoint = Endpoint(
-        faults.root_url + LITELLM_PATHS[provider],
-        api_key=None,
-        max_concurrency=2,
-        timeout_s=10,
-        retry=FAST_RETRY,
-        stats=BridgeStats(),
-        max_response_bytes=2**20,
-    )
+    endpoint = capped_endpoint(faults.root_url + LITELLM_PATHS[provider])
     capabilities = resolve_capabilities(PROVIDERS[provider], "huge")
     huge = LiteLLMProvider(provider, f"{provider}/huge", "huge", endpoint, SECRET, capabilities)
     ok = LiteLLMProvider(provider, f"{provider}/ok", "ok", endpoint, SECRET, capabilities)

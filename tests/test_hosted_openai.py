@@ -17,9 +17,8 @@ from cotbridge.providers import PROVIDERS
 from cotbridge.providers.capabilities import thinking_text
 from cotbridge.providers.capability_resolution import resolve_capabilities
 from cotbridge.providers.openai_responses import OpenAIResponsesProvider
-from cotbridge.providers.transport import Endpoint
-from cotbridge.records import BridgeStats
 from cotbridge.study import parse_study, run_study
+from tests.conftest import capped_endpoint
 from tests.fault_server import REASONING, FaultServer
 
 SECRET = "sk-openai-test-71c2d9"
@@ -127,15 +126,7 @@ async def test_models_check_works_on_responses_models(faults: FaultServer, key: 
 
 
 async def test_the_responses_client_keeps_the_transport_rules(faults: FaultServer) -> None:
-    endpoint = Endpoint(
-        faults.base_url,
-        api_key=None,
-        max_concurrency=2,
-        timeout_s=10,
-        retry=FAST_RETRY,
-        stats=BridgeStats(),
-        max_response_bytes=2**20,
-    )
+    endpoint = capped_endpoint(faults.base_url)
     capabilities = resolve_capabilities(PROVIDERS["openai"], "huge")
     huge = OpenAIResponsesProvider("openai", "openai/huge", "huge", endpoint, SECRET, capabilities)
     moved = OpenAIResponsesProvider("openai", "openai/redirect", "redirect", endpoint, SECRET, capabilities)
