@@ -31,6 +31,7 @@ from cotbridge.cot.transfer import resolve_mode
 from cotbridge.errors import CotbridgeError
 from cotbridge.formats import ThinkingFormat
 from cotbridge.options import RetryPolicy
+from cotbridge.providers.transport import public_url
 from cotbridge.records import Message, Problem, Score
 from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
 from cotbridge.study.files import checked_report_path, removed_if_left_empty, write_atomically
@@ -85,14 +86,15 @@ def _print_notes(notes: Sequence[str]) -> None:
         console.print(Text.assemble(("note: ", "yellow"), note))
 
 
-async def _check_one(bridge: Bridge, name: str, base_url: str | None) -> dict[str, str]:
+async def _check_one(bridge: Bridge, name: str, base_url: str | None, replicas: bool) -> dict[str, str]:
     """What the model's server does (the client's probe) and how a study would treat it (its thinking format and
-    the injection mode it takes a foreign CoT in)."""
+    the injection mode it takes a foreign CoT in). Each replica is checked on its own, its column named by it."""
+    label = f"{name} @ {public_url(base_url)}" if replicas and base_url is not None else name
     try:
         model = bridge.model(name, base_url=base_url)
     except CotbridgeError as exc:  # a missing key or a bad model string: this row says so, the others still run
-        return {"model": name, "health": f"not opened: {exc}"}
-    facts = {"model": name, "thinking format": model.thinking_format.name, "injection": resolve_mode(model, None)}
+        return {"model": label, "health": f"not opened: {exc}"}
+    facts = {"model": label, "thinking format": model.thinking_format.name, "injection": resolve_mode(model, None)}
     return {**facts, **await probe(model)}
 
 
@@ -118,7 +120,8 @@ async def _models_check(args: argparse.Namespace) -> int:
     retry = RetryPolicy(max_attempts=2, initial_wait_s=0.2)
     async with Bridge(cache=None, timeout_s=args.timeout, max_concurrency=4, retry=retry) as bridge:
         with console.status("probing ..."):
-            rows = [await _check_one(bridge, name, args.base_url) for name in args.models]
+            urls = args.base_url or [None]
+            rows = [await _check_one(bridge, name, url, len(urls) > 1) for name in args.models for url in urls]
     # One column per model: capability names stay readable however many models are checked.
     table = Table(title="model capabilities")
     table.add_column("")
@@ -350,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="inspect models").add_subparsers(dest="models_command", required=True)
     check = models.add_parser("check", help="health, served model and capabilities of each model")
     check.add_argument("models", nargs="+", metavar="MODEL")
-    check.add_argument("--base-url", default=None)
+    check.add_argument(
+        "--base-url", action="append", default=None, help="the server's /v1 URL; give it once per replica"
+    )
     check.add_argument(
         "--timeout", type=_seconds, default=CHECK_TIMEOUT_S, help=f"seconds per request (default {CHECK_TIMEOUT_S:g})"
     )

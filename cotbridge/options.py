@@ -56,7 +56,10 @@ class Price(Strict):
 class ModelOptions(Strict):
     """How to reach one model and how to treat it. Keys are never options: they come from the environment."""
 
-    base_url: str | None = Field(default=None, description="the server's /v1 URL (default: the provider's)")
+    base_url: str | list[str] | None = Field(
+        default=None,
+        description="the server's /v1 URL (default: the provider's), or a list of replicas serving the same weights",
+    )
     api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
     thinking_format: str | None = Field(
         default=None, description="think-tags, openthinker, harmony, reasoning-field or none (default: from the id)"
@@ -83,9 +86,14 @@ class ModelOptions(Strict):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"base_url {value!r} must start with http:// or https://")
+    def _http_url(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("base_url is an empty list; give at least one replica's URL")
+        if isinstance(value, list) and len(set(value)) < len(value):
+            raise ValueError(f"base_url lists a replica twice: {value!r}")
+        for url in [value] if isinstance(value, str) else value or []:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"base_url {url!r} must start with http:// or https://")
         return value
 
     @field_validator("thinking_format")

@@ -32,8 +32,9 @@ generateContent (`POST /v1beta/models/MODEL:generateContent`), each answering ea
 say (reasoning efforts and summaries, thinking modes, display, refusals, budget exhaustion); fault
 modes work in every format. Under `/VENDOR/v1/...` it answers as DeepSeek, OpenRouter, Together or Fireworks do
 (their `tests.imitations` modules; no fault modes there).
-It counts requests, per model and in total, and the most requests per model it held at once. Run it in a thread
-(`FaultServer().start()`) or as a script: `python tests/fault_server.py PORT`.
+Set `unavailable` and it answers 503 to every POST (a replica that is unwell). It counts requests, per model and in
+total, and the most requests per model it held at once. Run it in a thread (`FaultServer().start()`) or as a
+script: `python tests/fault_server.py PORT`.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class FaultServer:
         self.slow_s = slow_s
         self.huge_bytes = huge_bytes
         self.redirect_gets = 0
+        self.unavailable = False
         self.requests: Counter[str] = Counter()
         self.total = 0
         self.in_flight: Counter[str] = Counter()
@@ -213,6 +215,8 @@ class FaultServer:
     async def _respond(
         self, request: web.Request, model: str, body: dict[str, Any], first_time: bool
     ) -> web.StreamResponse:
+        if self.unavailable:
+            return web.json_response({"error": {"message": "unavailable"}}, status=503)
         if (vendor := request.match_info.get("vendor")) is not None:
             status, reply = VENDORS[vendor](request.match_info["path"], body) if vendor in VENDORS else (404, {})
             return web.json_response(reply, status=status)

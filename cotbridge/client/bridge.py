@@ -25,8 +25,12 @@ from cotbridge.providers.capability_resolution import resolve_capabilities
 from cotbridge.providers.prices import default_price
 from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.providers.registry import ProviderArgs, ProviderSpec, provider_spec
+from cotbridge.providers.replicas import ReplicaSet
 from cotbridge.providers.transport import Endpoint
 from cotbridge.records import BridgeStats
+
+# A model's server: one base URL, or a tuple of replicas.
+Url = str | tuple[str, ...]
 
 
 def _finite(name: str, value: float | None, *, above_zero: bool) -> None:
@@ -67,11 +71,12 @@ class Bridge:
         self._store = ResponseStore(cache) if cache is not None else None
         self._inflight: SingleFlight[Any] = SingleFlight()
         self._endpoints: dict[tuple[str, str | None], Endpoint] = {}
+        self._replica_sets: dict[tuple[tuple[str, ...], str | None], ReplicaSet] = {}
         # A provider per model string, server, key and capability override (one embedded server per local model);
         # a Model per provider and options, so models that differ in any option are distinct and equal options give
         # the same Model.
-        self._providers: dict[tuple[str, str, str | None, str], Provider] = {}
-        self._models: dict[tuple[str, str, str | None, str], Model] = {}
+        self._providers: dict[tuple[str, Url, str | None, str], Provider] = {}
+        self._models: dict[tuple[str, Url, str | None, str], Model] = {}
         self._pipelines: list[RequestPipeline] = []  # closed with the bridge
         self._closed = False
 
@@ -108,6 +113,7 @@ class Bridge:
             self._models.clear()
             self._providers.clear()
             self._endpoints.clear()
+            self._replica_sets.clear()
             if self._store is not None:
                 self._store.close()
                 self._store = None
@@ -122,13 +128,13 @@ class Bridge:
         `anthropic/...` and `gemini/...` (extra `hosted`), `deepseek/...`, `openrouter/...`, `together/...`,
         `fireworks/...`.
         Options are `ModelOptions` fields, given as `options=` or as keywords (keywords win): base_url (default
-        $COTBRIDGE_<PROVIDER>_BASE_URL, then the server's usual address), api_key_env, thinking_format,
-        injection, max_concurrency, timeout_s, rpm / tpm (limits of the model's endpoint), price (USD per million
-        tokens; hosted models default to the price map bundled with litellm), extra_body (fields added to every
-        request, part of the cache key) and capabilities (fields laid over what the bundled data says the model can
-        do, e.g. {"visibility": "raw"}; see `cotbridge.providers.capability_resolution`). The key comes from
-        api_key, else the variable named by api_key_env, else $COTBRIDGE_<PROVIDER>_API_KEY, else the hosted
-        provider's own variable.
+        $COTBRIDGE_<PROVIDER>_BASE_URL, then the server's usual address; a list of replicas of one model, see
+        `cotbridge.providers.replicas`), api_key_env, thinking_format, injection, max_concurrency, timeout_s, rpm / tpm
+        (limits of the model's endpoint), price (USD per million tokens; hosted models default to the price map bundled
+        with litellm), extra_body (fields added to every request, part of the cache key) and capabilities (fields laid
+        over what the bundled data says the model can do, e.g. {"visibility": "raw"}; see
+        `cotbridge.providers.capability_resolution`). The key comes from api_key, else the variable named by
+        api_key_env, else $COTBRIDGE_<PROVIDER>_API_KEY, else the hosted provider's own variable.
         """
         if self._closed:
             raise ConfigError(
@@ -173,16 +179,23 @@ class Bridge:
             raise ConfigError(validation_message(exc, f"options of {model}")) from None
 
     @staticmethod
-    def _base_url(spec: ProviderSpec, model: str, options: ModelOptions) -> str:
-        """The server's URL: the option, else the provider's variable, else its usual address ("" for local)."""
+    def _base_url(spec: ProviderSpec, model: str, options: ModelOptions) -> Url:
+        """The server's URL: the option, else the provider's variable, else its usual address ("" for local); a
+        tuple for a list of replicas (even of one: a list means the replicas' identity in cache keys)."""
         if not spec.needs_url:
             return ""
-        url = options.base_url or os.environ.get(spec.env_var("BASE_URL")) or spec.base_url
-        if not url:
+        given = options.base_url or os.environ.get(spec.env_var("BASE_URL")) or spec.base_url
+        if not given:
             raise ConfigError(f"{model}: no base_url; pass base_url=... or set {spec.env_var('BASE_URL')}")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{model}: base_url {url!r} must start with http:// or https://")
-        return url.rstrip("/")
+        urls = [given] if isinstance(given, str) else given
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{model}: base_url {url!r} must start with http:// or https://")
+        if len(urls) > 1 and spec.hosted:
+            raise ConfigError(f"{model}: a list of base_url (replicas) is for servers you run, not {spec.name}")
+        if isinstance(given, str):
+            return given.rstrip("/")
+        return tuple(url.rstrip("/") for url in given)
 
     @staticmethod
     def _api_key(spec: ProviderSpec, model: str, api_key: str | None, options: ModelOptions) -> str | None:
@@ -204,7 +217,7 @@ class Bridge:
         return api_key
 
     def _provider(
-        self, spec: ProviderSpec, model: str, model_id: str, url: str, api_key: str | None, options: ModelOptions
+        self, spec: ProviderSpec, model: str, model_id: str, url: Url, api_key: str | None, options: ModelOptions
     ) -> Provider:
         key = (model, url, api_key, canonical_json(options.capabilities))
         provider = self._providers.get(key)
@@ -212,13 +225,28 @@ class Bridge:
             capabilities = resolve_capabilities(spec, model_id, options.capabilities, model=model)
 
             def endpoint_for(base_url: str) -> Endpoint:
+                if isinstance(url, tuple):
+                    return self._replica_set(url, api_key, options, model)
                 return self._endpoint(base_url, api_key, options, model, watch_headers=spec.hosted)
 
-            provider = spec.make(spec, ProviderArgs(model, model_id, url, api_key, endpoint_for, capabilities))
+            # Providers see the first replica's URL; every endpoint they ask for is the replica set.
+            first = url if isinstance(url, str) else url[0]
+            provider = spec.make(spec, ProviderArgs(model, model_id, first, api_key, endpoint_for, capabilities))
             self._providers[key] = provider
         elif url:
-            self._endpoint(url, api_key, options, model, watch_headers=spec.hosted)  # checks its settings agree
+            for each in [url] if isinstance(url, str) else url:
+                self._endpoint(each, api_key, options, model, watch_headers=spec.hosted)  # checks settings agree
         return provider
+
+    def _replica_set(self, urls: tuple[str, ...], api_key: str | None, options: ModelOptions, model: str) -> ReplicaSet:
+        """The replica set of these URLs, shared like an endpoint; each replica's endpoint is the one any
+        model using that server alone gets, so its bound on in-flight requests holds for both."""
+        key = (urls, api_key)
+        replicas = self._replica_sets.get(key)
+        if replicas is None:
+            members = [self._endpoint(url, api_key, options, model, watch_headers=False) for url in urls]
+            replicas = self._replica_sets[key] = ReplicaSet(members)
+        return replicas
 
     def _endpoint(
         self, base_url: str, api_key: str | None, options: ModelOptions, model: str, *, watch_headers: bool

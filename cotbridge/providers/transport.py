@@ -341,6 +341,14 @@ class Endpoint:
         url = (self.root_url if root else self.base_url) + path
         return self._once(method, url, body, model, wire)
 
+    def attempt(
+        self, method: str, path: str, body: Any | None, *, model: str, wire: Wire | None, root: bool = False
+    ) -> Awaitable[Any]:
+        """One attempt without retries: a transient failure is raised as TransientFailure (a ReplicaSet retries it
+        on another server) and is not counted as an error here."""
+        url = (self.root_url if root else self.base_url) + path
+        return self._once(method, url, body, model, wire, False)
+
     async def _retry(self, again: Callable[[], Awaitable[Any]], first: TransientFailure) -> Any:
         """Attempts 2..max_attempts (each `again()`) through tenacity, after a first transient failure."""
         last = first

@@ -151,8 +151,11 @@ def stored_config(config: StudyConfig) -> dict[str, Any]:
     in either), as keys are never stored."""
     data = config.model_dump(mode="json")
     for section in data["models"].values():
-        if section.get("base_url"):
-            section["base_url"] = public_url(section["base_url"])
+        url = section.get("base_url")
+        if isinstance(url, list):  # replicas
+            section["base_url"] = [public_url(each) for each in url]
+        elif url:
+            section["base_url"] = public_url(url)
     return data
 
 
