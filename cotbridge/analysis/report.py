@@ -12,6 +12,7 @@ import json
 import math
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from cotbridge.analysis.metrics import AnswerRow
 from cotbridge.cot.ensemble import EnsembleEnd, StepChoice, chosen_by_generator, count_truncated
 from cotbridge.errors import ConfigError
 from cotbridge.records import Condition
-from cotbridge.study.results import ResultsDB, TrialRow
+from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
 
 Metric = Literal["paper", "strict"]
 
@@ -187,10 +188,11 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
         }
         report.conditions.append(_summarize(key.label, variant, condition, metric, seed))
     report.matrix = transfer_matrices(data)
-    report.ensembles = ensemble_summary(results, study)
-    report.truncated_cots = truncated_cots(results, study)
-    report.redacted_cots = redacted_cots(results, study)
-    report.costs = cost_summary(results, study, trials)
+    cots = list(results.explanations(study))  # read once: four sections below summarise them
+    report.ensembles = ensemble_summary(cots)
+    report.truncated_cots = truncated_cots(cots)
+    report.redacted_cots = redacted_cots(cots)
+    report.costs = cost_summary(results, study, trials, cots)
     for t in trials:
         per = report.modes.setdefault(t.evaluator, {})
         per[t.mode] = per.get(t.mode, 0) + 1
@@ -275,7 +277,9 @@ def transfer_matrices(data: GatheredData) -> dict[str, dict[str, Any]]:
     return matrices
 
 
-def cost_summary(results: ResultsDB, study: str, trials: list[TrialRow]) -> dict[str, dict[str, Any]]:
+def cost_summary(
+    results: ResultsDB, study: str, trials: list[TrialRow], cots: list[ExplanationRow]
+) -> dict[str, dict[str, Any]]:
     """Tokens per model and condition (CoT generation counted apart), in USD where the study gave a price."""
     models = results.study_config(study).get("models") or {}
     prices = {name: m.get("price") for name, m in models.items() if isinstance(m, dict)}
@@ -285,7 +289,7 @@ def cost_summary(results: ResultsDB, study: str, trials: list[TrialRow]) -> dict
         counts[0] += t.prompt_tokens
         counts[1] += t.completion_tokens
         counts[2] += t.reasoning_tokens
-    for e in results.explanations(study):
+    for e in cots:
         counts = tokens[e.source][f"CoTs ({e.kind}, {e.variant})"]
         counts[0] += e.prompt_tokens
         counts[1] += e.completion_tokens
@@ -321,13 +325,13 @@ _CUT_BY = {
 }
 
 
-def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]]:
+def ensemble_summary(cots: list[ExplanationRow]) -> dict[str, dict[str, Any]]:
     """Per ensemble: runs, steps (median, max), share of chosen sentences per generator, guard fallbacks, how runs
     ended, and how many CoTs were truncated (`truncated`; `truncated_by` what cut them off; `truncation` the line
     reports show, None when none was). Reads the stored traces (`EnsembleTrace.as_dict()` as JSON: `ended` is the
     `EnsembleEnd` value, each step's `note` a `StepChoice` value)."""
     traces: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in results.explanations(study):
+    for row in cots:
         if row.kind == "ensemble" and row.variant == "full" and row.trace:
             traces[row.source].append(json.loads(row.trace))
     summary: dict[str, dict[str, Any]] = {}
@@ -358,22 +362,21 @@ def ensemble_summary(results: ResultsDB, study: str) -> dict[str, dict[str, Any]
     return summary
 
 
-def truncated_cots(results: ResultsDB, study: str) -> dict[str, int]:
+def _per_source(cots: list[ExplanationRow], counted: Callable[[ExplanationRow], bool]) -> dict[str, int]:
+    """How many of the CoTs `counted` picks, per "source/kind"."""
+    return dict(sorted(Counter(f"{row.source}/{row.kind}" for row in cots if counted(row)).items()))
+
+
+def truncated_cots(cots: list[ExplanationRow]) -> dict[str, int]:
     """Generated CoTs cut off at cot_max_tokens, per "source/kind" (greedy or sampled; an ensemble's own caps are
     in its summary). Their trials still run, on the CoT as far as it got, so a reader must know how many there are."""
-    counts = Counter(
-        f"{row.source}/{row.kind}"
-        for row in results.explanations(study)
-        if row.truncated and row.variant == "full" and row.kind != "ensemble"
-    )
-    return dict(sorted(counts.items()))
+    return _per_source(cots, lambda row: row.truncated and row.variant == "full" and row.kind != "ensemble")
 
 
-def redacted_cots(results: ResultsDB, study: str) -> dict[str, int]:
+def redacted_cots(cots: list[ExplanationRow]) -> dict[str, int]:
     """Generated CoTs whose vendor withheld part of the reasoning (encrypted), per "source/kind": their trials run
     on the readable part, so a reader must know how many have gaps."""
-    counts = Counter(f"{row.source}/{row.kind}" for row in results.explanations(study) if row.redacted)
-    return dict(sorted(counts.items()))
+    return _per_source(cots, lambda row: row.redacted)
 
 
 def truncation_line(name: str, truncated: int, runs: int, cut_by: dict[str, int]) -> str:
