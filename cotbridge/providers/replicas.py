@@ -14,7 +14,6 @@ anyway). A model with one base_url is given a plain Endpoint and pays nothing fo
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -115,18 +114,10 @@ class ReplicaSet(Endpoint):
                 self.outstanding[i] -= 1
             if attempts >= self.retry.max_attempts:
                 self.stats.errors += 1
-                error = last.error
-                raise type(error)(
-                    error.detail, model=error.model, endpoint=error.endpoint, status=error.status, attempts=attempts
-                ) from None
+                raise last.exhausted(attempts) from None
             self.stats.retries += 1
             if ejects(last):
                 self._eject(i)
                 if self.live():
                     continue  # another replica can take it now
-            await asyncio.sleep(self._backoff_s(attempts, last))
-
-    def _backoff_s(self, attempts: int, failure: TransientFailure) -> float:
-        retry = self.retry
-        backoff = min(retry.initial_wait_s * 2 ** (attempts - 1) + random.uniform(0, retry.jitter_s), retry.max_wait_s)
-        return self._not_before_retry_after(backoff, failure)
+            await asyncio.sleep(self.backoff_s(attempts, last))

@@ -63,6 +63,13 @@ class TransientFailure(Exception):
         self.error = error
         self.retry_after = retry_after
 
+    def exhausted(self, attempts: int) -> ProviderError:
+        """The error to raise when retries ran out: this failure's, saying how many attempts were made."""
+        error = self.error
+        return type(error)(
+            error.detail, model=error.model, endpoint=error.endpoint, status=error.status, attempts=attempts
+        )
+
 
 def public_url(url: str) -> str:
     """The URL without user info, query or fragment: safe to show in errors and to use as an identity."""
@@ -361,7 +368,7 @@ class Endpoint:
                 reraise=True,
             )
             # tenacity waits only between its own attempts; the wait after the first failure is ours.
-            await asyncio.sleep(self._first_wait(first))
+            await asyncio.sleep(self.backoff_s(1, first))
             try:
                 async for attempt in retrying:
                     with attempt:
@@ -374,11 +381,11 @@ class Endpoint:
                 self.stats.errors += 1
                 raise
         self.stats.errors += 1
-        error = last.error
-        raise type(error)(
-            error.detail, model=error.model, endpoint=error.endpoint, status=error.status, attempts=attempts
-        ) from None
+        raise last.exhausted(attempts) from None
 
-    def _first_wait(self, failure: TransientFailure) -> float:
-        backoff = min(self.retry.initial_wait_s + random.uniform(0, self.retry.jitter_s), self.retry.max_wait_s)
-        return self._not_before_retry_after(backoff, failure)
+    def backoff_s(self, attempts: int, failure: TransientFailure) -> float:
+        """The wait after `attempts` failed attempts (the first is ours; tenacity's `_backoff` times the rest):
+        exponential with jitter, capped, never sooner than the server's Retry-After."""
+        retry = self.retry
+        backoff = retry.initial_wait_s * 2 ** (attempts - 1) + random.uniform(0, retry.jitter_s)
+        return self._not_before_retry_after(min(backoff, retry.max_wait_s), failure)
