@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cotbridge import APIStatusError, Bridge
+from cotbridge import APIStatusError, Bridge, ConfigError
+from cotbridge.cache.store import ResponseRecord, ResponseStore
 from tests.fault_server import FaultServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +116,87 @@ async def test_api_key_never_reaches_the_cache_file(faults: FaultServer, tmp_pat
     assert rows(db) == 8
     assert secret.encode() not in during and secret.encode() not in after
     assert secret not in str(info.value)
+
+
+async def test_every_caller_sees_its_response_only_once_its_row_is_committed(
+    faults: FaultServer, tmp_path: Path
+) -> None:
+    """Group commit keeps the rule: at the moment a caller's await returns, its row is readable by another
+    connection (another process, or the same one after a kill -9)."""
+    db = tmp_path / "c.db"
+    unseen: list[int] = []
+    async with Bridge(cache=db, max_concurrency=64) as bridge:
+        m = bridge.model("openai-compatible/ok", base_url=faults.base_url)
+        reader = sqlite3.connect(db)
+
+        async def ask(i: int) -> None:
+            await m.chat([{"role": "user", "content": f"committed {i}"}])
+            # Nothing may run between the await and this read: it is what the caller could do first.
+            if (
+                reader.execute("SELECT 1 FROM responses WHERE instr(request, ?)", (f'"committed {i}"',)).fetchone()
+                is None
+            ):
+                unseen.append(i)
+
+        await asyncio.gather(*(ask(i) for i in range(200)))
+        reader.close()
+    assert unseen == []
+    assert rows(db) == 200
+
+
+def store_record(i: int) -> ResponseRecord:
+    return ResponseRecord(f"k{i}", "chat", "p", "e", "m", 0, {"q": i}, {"a": i}, 0.1, content=f"c{i}")
+
+
+async def test_responses_finishing_together_share_one_transaction(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path / "c.db")
+    assert store.put_soon([]) is None
+    first = store.put_soon([store_record(100)])
+    assert first is not None
+    await first
+    statements: list[str] = []
+    assert store._group is not None and store._group._writer_conn is not None
+    store._group._writer_conn.set_trace_callback(statements.append)  # the writer thread's connection
+    reader = sqlite3.connect(tmp_path / "c.db")
+    seen_at_return: list[bool] = []
+
+    async def finish(i: int) -> None:
+        committed = store.put_soon([store_record(i)])
+        assert committed is not None
+        await committed
+        found = reader.execute("SELECT 1 FROM responses WHERE key = ?", (f"k{i}",)).fetchone()
+        seen_at_return.append(found is not None)
+
+    await asyncio.gather(*(finish(i) for i in range(50)))
+    assert seen_at_return == [True] * 50
+    assert statements.count("COMMIT") == 1, statements
+    await asyncio.gather(*(finish(i) for i in range(50, 53)))  # later: a transaction of their own
+    assert statements.count("COMMIT") == 2
+    reader.close()
+    store.close()
+
+
+async def test_a_failed_group_commit_reaches_every_caller(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path / "c.db")
+    other = sqlite3.connect(tmp_path / "c.db")
+    other.execute("DROP TABLE responses")  # the next transaction fails
+    other.close()
+    waiting = [store.put_soon([store_record(i)]) for i in range(1, 4)]
+    for committed in waiting:
+        assert committed is not None
+        with pytest.raises(ConfigError, match="no such table: responses"):
+            await committed
+    store.close()
+    with pytest.raises(ConfigError, match="is closed"):
+        store.put_soon([store_record(9)])
+
+
+async def test_closing_the_store_commits_what_is_queued(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path / "c.db")
+    committed = store.put_soon([store_record(i) for i in range(3)])
+    store.close()  # before the loop ran the commit
+    assert committed is not None and committed.done() and committed.exception() is None
+    assert rows(tmp_path / "c.db") == 3
 
 
 @pytest.mark.slow

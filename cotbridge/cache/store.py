@@ -1,24 +1,33 @@
 """The SQLite response store: schema and migrations through sqlite-utils, the hot path on plain sqlite3.
 
 Rules: WAL with synchronous=NORMAL and a busy timeout (`cotbridge.cache.sqlite`), so several processes can share
-one file; every write is its own short transaction, committed before the caller goes on, and no transaction is
-ever open across a network await (all methods here are synchronous). Only successful responses are stored.
+one file; every write is a short transaction, committed before the caller goes on, and no transaction is ever open
+across a network await (the transactions themselves are synchronous). Only successful responses are stored.
+
+Group commit (`put_soon`): responses that finish while a transaction is being written are written together in the
+next one, and each caller's future resolves only after the transaction holding its row committed. The writing runs
+in a thread of the store's own, on a connection of its own, so the event loop goes on receiving responses meanwhile
+(sqlite3 lets go of the GIL while SQLite works). Measured on 2 cores: a transaction per response cost more than the
+HTTP round trip to a fast local server (about 130 us against 90 us); a 64-row transaction costs about 2 ms, most of
+it waiting for writes (each row dirties a page of the random-keyed primary-key index).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from cotbridge.cache.sqlite import SIDE_FILES, Migration, database_error, open_database, write_transaction
+from cotbridge.cache.sqlite import SIDE_FILES, Migration, connect, database_error, open_database, write_transaction
 from cotbridge.errors import ConfigError
 
 _SELECT_BY_KEY = (
@@ -85,9 +94,9 @@ class CachedResponse(NamedTuple):
     reasoning_tokens: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__ (slower)
 class ResponseRecord:
-    """One response to store, with what identifies it."""
+    """One response to store, with what identifies it. `request`: the body, or its JSON text already encoded."""
 
     key: str
     op: str
@@ -95,7 +104,7 @@ class ResponseRecord:
     endpoint: str
     model: str
     sample_index: int
-    request: dict[str, Any]
+    request: dict[str, Any] | str
     response: dict[str, Any]
     latency_s: float
     prompt_tokens: int = 0
@@ -107,6 +116,127 @@ class ResponseRecord:
     logprobs: Any = None
 
 
+_INSERT = (
+    "INSERT OR IGNORE INTO responses (key, op, provider, endpoint, model, sample_index, request, response,"
+    " prompt_tokens, completion_tokens, reasoning_tokens, content, reasoning, finish_reason, logprobs, latency_s,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Made once: json.dumps with options builds a new encoder on every call.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _rows(records: Iterable[ResponseRecord]) -> list[tuple[Any, ...]]:
+    """The INSERT's parameters of each record: request, response and log-probs as JSON text."""
+    now = time.time()
+    return [
+        (
+            r.key,
+            r.op,
+            r.provider,
+            r.endpoint,
+            r.model,
+            r.sample_index,
+            r.request if isinstance(r.request, str) else _to_json(r.request),
+            _to_json(r.response),
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.reasoning_tokens,
+            r.content,
+            r.reasoning,
+            r.finish_reason,
+            None if r.logprobs is None else _to_json(r.logprobs),
+            r.latency_s,
+            now,
+        )
+        for r in records
+    ]
+
+
+class GroupCommit:
+    """The writes of one store: rows queued from the event loop, committed in batches by one writer thread on its
+    own connection (`path` None: on `conn` in the loop, for ":memory:", which another connection cannot see).
+
+    A batch is everything queued while the previous one was written (at least one loop tick's worth); the futures of
+    its rows resolve on the loop once it committed, or raise `failure(error)` if it did not."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str | None, failure: Callable[[sqlite3.Error], Exception]):
+        self._conn = conn
+        self._failure = failure
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_conn: sqlite3.Connection | None = None
+        if path is not None:
+            self._writer_conn = connect(path, WHAT)  # used by the writer thread only, from here on
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cotbridge-cache-writer")
+        self._queued: list[tuple[Any, ...]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None  # the loop a hand-over is scheduled on
+        self._writing_on: asyncio.AbstractEventLoop | None = None  # the loop of the batch in the writer thread
+
+    def queue(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+        self._queued.extend(rows)
+        self._waiters.append(committed)
+        if self._scheduled_on is not loop:  # (also when a loop that ended left its queue behind)
+            self._scheduled_on = loop
+            loop.call_soon(self._hand_over)  # next tick: the rows of every response finishing in this one
+        return committed
+
+    def _hand_over(self) -> None:
+        self._scheduled_on = None
+        loop = asyncio.get_running_loop()
+        if self._writing_on is loop or not self._queued:
+            return  # the batch being written hands over the next when it is done (the thread takes one at a time)
+        rows, waiters = self._queued, self._waiters
+        self._queued, self._waiters = [], []
+        if self._writer is None or self._writer_conn is None:
+            self._resolve(waiters, _commit(self._conn, rows))
+            return
+        self._writing_on = loop
+        job = loop.run_in_executor(self._writer, _commit, self._writer_conn, rows)
+        job.add_done_callback(lambda job: self._written(waiters, job))
+
+    def _written(self, waiters: list[asyncio.Future[None]], job: asyncio.Future[sqlite3.Error | None]) -> None:
+        self._writing_on = None
+        self._resolve(waiters, job.exception() or job.result())
+        self._hand_over()
+
+    def _resolve(self, waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+        for waiter in waiters:
+            if waiter.done():  # a caller cancelled meanwhile; its response is stored all the same
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(self._failure(error) if isinstance(error, sqlite3.Error) else error)
+
+    def drain(self) -> None:
+        """Waits for the batch in the writer thread and commits what is still queued, here and now (for closing)."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        if self._queued:
+            rows, waiters = self._queued, self._waiters
+            self._queued, self._waiters = [], []
+            self._resolve(waiters, _commit(self._conn, rows))
+
+    def close(self) -> None:
+        self.drain()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
+
+
+def _commit(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> sqlite3.Error | None:
+    """One transaction inserting the rows (a key already stored, by another process, is kept); the error if any."""
+    try:
+        with write_transaction(conn):
+            conn.executemany(_INSERT, rows)
+    except sqlite3.Error as exc:
+        return exc
+    return None
+
+
 class ResponseStore:
     """Responses keyed by request key, in one SQLite file (or ":memory:"). `read_only`: for reading statistics
     from an existing file without writing to it (a store opened so cannot store or count hits)."""
@@ -114,9 +244,11 @@ class ResponseStore:
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
         self._conn = open_database(self.path, WHAT, MIGRATIONS, read_only=read_only)
+        self._read_only = read_only
         self._closed = False
         self._hits: Counter[tuple[str, str]] = Counter()
         self._pending_hits = 0
+        self._group: GroupCommit | None = None  # made on the first `put_soon`
 
     def _failure(self, exc: sqlite3.Error) -> ConfigError:
         """What a SQLite error means here: the store was closed, or the file failed (damaged, read-only, full)."""
@@ -147,40 +279,30 @@ class ResponseStore:
 
     def put_many(self, records: Iterable[ResponseRecord]) -> None:
         """Stores responses in one short transaction; a key already stored (by another process) is kept."""
-        now = time.time()
-        rows = [
-            (
-                r.key,
-                r.op,
-                r.provider,
-                r.endpoint,
-                r.model,
-                r.sample_index,
-                json.dumps(r.request, ensure_ascii=False),
-                json.dumps(r.response, ensure_ascii=False),
-                r.prompt_tokens,
-                r.completion_tokens,
-                r.reasoning_tokens,
-                r.content,
-                r.reasoning,
-                r.finish_reason,
-                None if r.logprobs is None else json.dumps(r.logprobs, ensure_ascii=False),
-                r.latency_s,
-                now,
-            )
-            for r in records
-        ]
+        rows = _rows(records)
         if not rows:
             return
         try:
-            self._write(
-                "INSERT OR IGNORE INTO responses (key, op, provider, endpoint, model, sample_index, request,"
-                " response, prompt_tokens, completion_tokens, reasoning_tokens, content, reasoning, finish_reason,"
-                " logprobs, latency_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._write(_INSERT, rows)
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
+
+    def put_soon(self, records: Iterable[ResponseRecord]) -> asyncio.Future[None] | None:
+        """Queues responses for the group commit (see the module's docstring).
+
+        Returns a future that resolves when the transaction holding them has committed (or raises its error, a
+        ConfigError): await it before handing the responses to anyone. None when there was nothing to store."""
+        rows = _rows(records)
+        if not rows:
+            return None
+        if self._closed:
+            raise self._failure(sqlite3.ProgrammingError("Cannot operate on a closed database."))
+        if self._group is None:
+            # A file gets a writer thread; ":memory:" (which another connection cannot see) and a read-only store
+            # (whose writes fail) commit on this connection.
+            in_place = self.path in ("", ":memory:") or self._read_only
+            self._group = GroupCommit(self._conn, None if in_place else self.path, self._failure)
+        return self._group.queue(rows)
 
     def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         with write_transaction(self._conn):
@@ -209,6 +331,8 @@ class ResponseStore:
         if self._closed:
             return
         try:
+            if self._group is not None:
+                self._group.close()  # nothing queued is dropped
             self.flush_hits()
         finally:
             self._closed = True

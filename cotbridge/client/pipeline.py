@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cotbridge.cache.inflight import SingleFlight
@@ -78,6 +79,42 @@ def split_usage(usage: dict[str, Any], count: int) -> list[dict[str, Any]]:
             for i in range(count):
                 shares[i][name] = value // count + (1 if i < value % count else 0)
     return shares
+
+
+def records_to_store(
+    provider: Provider,
+    op: str,
+    request: str,
+    keys: list[str],
+    indices: list[int],
+    per_sample: list[dict[str, Any]],
+    results: list[SampleResult],
+    computed: bool,
+) -> list[ResponseRecord]:
+    """The cache rows of one call's good samples (errors, refusals and empty outputs are not cached). `request`: the
+    request body's JSON, encoded once for all samples."""
+    return [
+        ResponseRecord(
+            key=key,
+            op=op,
+            provider=provider.name,
+            endpoint=provider.endpoint_id,
+            model=provider.served_model,
+            sample_index=index,
+            request=request,
+            response=resp,
+            latency_s=result.latency_s,
+            prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
+            reasoning_tokens=result.usage.reasoning_tokens,
+            content=result.content,
+            reasoning=result.reasoning,
+            finish_reason=result.finish_reason,
+            logprobs=result.logprobs,
+        )
+        for key, index, resp, result in zip(keys, indices, per_sample, results, strict=True)
+        if computed or is_cacheable_choice(resp["choices"][0])
+    ]
 
 
 class RequestPipeline:
@@ -161,6 +198,10 @@ class RequestPipeline:
             response = await self._send(op, body, n, None)
             latency = time.perf_counter() - started
             results = [SampleResult.fresh(r, latency) for r in self._split_samples(response, n, False)]
+        elif looked_up is not None and n == 1 and self._started:
+            # One sample, looked up and missed: fetch it without `results`' frames (what `results` would do).
+            key = self._key_function(op)(looked_up, 0)
+            results = await self._fetch_or_join(op, body, [0], [key], None, looked_up)
         else:
             results = await self.results(op, body, n, looked_up=looked_up)
         chat = op == "chat"
@@ -206,9 +247,13 @@ class RequestPipeline:
         keys = [key_of(encoded, i) for i in range(n)]
         results = self._read_cache(keys, skip_first=looked_up is not None)
         missing = [i for i in range(n) if results[i] is None]
-        if missing:
+        if len(missing) == 1:  # no gather: it would wrap the one call in a task of its own
+            results[missing[0]] = (await self._fetch_or_join(op, body, missing, keys, compute, encoded))[0]
+        elif missing:
             batches = self._sample_batches(missing)
-            fetched = await asyncio.gather(*(self._fetch_or_join(op, body, batch, keys, compute) for batch in batches))
+            fetched = await asyncio.gather(
+                *(self._fetch_or_join(op, body, batch, keys, compute, encoded) for batch in batches)
+            )
             for batch, batch_results in zip(batches, fetched, strict=True):
                 for i, result in zip(batch, batch_results, strict=True):
                     results[i] = result
@@ -227,17 +272,24 @@ class RequestPipeline:
         return results
 
     async def _fetch_or_join(
-        self, op: str, body: dict[str, Any], indices: list[int], keys: list[str], compute: Compute | None
+        self,
+        op: str,
+        body: dict[str, Any],
+        indices: list[int],
+        keys: list[str],
+        compute: Compute | None,
+        sent_json: str,
     ) -> list[SampleResult]:
-        """Fetches and stores the given samples; a caller asking for the same samples meanwhile shares the call."""
+        """Fetches and stores the given samples; a caller asking for the same samples meanwhile shares the call.
+        `sent_json`: the canonical JSON of the body as sent (`Provider.sent_body`), which the keys were made of."""
         batch_keys = [keys[i] for i in indices]
-        fetched, joined = await self.inflight.run(
-            "|".join(batch_keys), lambda: self._fetch_and_store(op, body, indices, batch_keys, compute)
-        )
+        # partial, not a lambda: a lambda would make cells of all these locals (objects for the GC to track).
+        call = partial(self._fetch_and_store, op, body, indices, batch_keys, compute, sent_json)
+        fetched, joined = await self.inflight.run("|".join(batch_keys), call)
         if joined:
             self.stats.deduplicated += 1
             return [result.shared() for result in fetched]
-        return list(fetched)
+        return fetched  # the list made for this caller alone
 
     def _sample_batches(self, indices: list[int]) -> list[list[int]]:
         """Samples per network call: all in one call (`n`), or, where the API has no `n`, one call per sample,
@@ -259,7 +311,13 @@ class RequestPipeline:
         return [SampleResult.fresh(r, latency) for r in self._split_samples(response, n, compute is not None)]
 
     async def _fetch_and_store(
-        self, op: str, body: dict[str, Any], indices: list[int], keys: list[str], compute: Compute | None
+        self,
+        op: str,
+        body: dict[str, Any],
+        indices: list[int],
+        keys: list[str],
+        compute: Compute | None,
+        sent_json: str,
     ) -> list[SampleResult]:
         """One network call for the given samples; each good sample is committed before anyone sees it."""
         started = time.perf_counter()
@@ -267,7 +325,13 @@ class RequestPipeline:
         latency = time.perf_counter() - started
         per_sample = self._split_samples(response, len(indices), compute is not None)
         results = [SampleResult.fresh(resp, latency) for resp in per_sample]
-        self._store(op, body, keys, indices, per_sample, results, computed=compute is not None)
+        if self.store is None:
+            return results
+        request = sent_json if self.provider.sent_body(op, body) is body else canonical_json(body)
+        records = records_to_store(self.provider, op, request, keys, indices, per_sample, results, compute is not None)
+        committed = self.store.put_soon(records)
+        if committed is not None:
+            await committed  # the group commit holding these rows: nobody sees a result before it is stored
         return results
 
     def _key_function(self, op: str) -> Callable[[str, int], str]:
@@ -334,41 +398,3 @@ class RequestPipeline:
         shares = split_usage(usage or {}, count)
         pairs = zip(choices[:count], shares, strict=True)
         return [{**head, "usage": share, "choices": [{**c, "index": 0}]} for c, share in pairs]
-
-    def _store(
-        self,
-        op: str,
-        body: dict[str, Any],
-        keys: list[str],
-        indices: list[int],
-        per_sample: list[dict[str, Any]],
-        results: list[SampleResult],
-        *,
-        computed: bool,
-    ) -> None:
-        """Commits the good samples in one short transaction (errors, refusals and empty outputs are not cached)."""
-        if self.store is None:
-            return
-        provider = self.provider
-        self.store.put_many(
-            ResponseRecord(
-                key=key,
-                op=op,
-                provider=provider.name,
-                endpoint=provider.endpoint_id,
-                model=provider.served_model,
-                sample_index=index,
-                request=body,
-                response=resp,
-                latency_s=result.latency_s,
-                prompt_tokens=result.usage.prompt_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                reasoning_tokens=result.usage.reasoning_tokens,
-                content=result.content,
-                reasoning=result.reasoning,
-                finish_reason=result.finish_reason,
-                logprobs=result.logprobs,
-            )
-            for key, index, resp, result in zip(keys, indices, per_sample, results, strict=True)
-            if computed or is_cacheable_choice(resp["choices"][0])
-        )
