@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
+from cotbridge.analysis import metrics
+from cotbridge.analysis.metrics import AnswerRow
 from cotbridge.analysis.render import render_csv, render_html, render_json, render_table
 from cotbridge.analysis.report import ConditionKey, build_report
 from cotbridge.cot.ensemble import Candidate, EnsembleEnd, EnsembleTrace, Proposer, Step, StepChoice
@@ -316,3 +320,54 @@ async def test_every_report_says_how_many_ensemble_cots_were_truncated(llama_ser
     }
     for renderer, text in shown.items():
         assert all(line in text for line in lines), (renderer, lines, text)
+
+
+# -- the report at scale: every pair judged at once, resamples drawn in chunks ------------------------------------
+
+_ANSWERS = st.sampled_from([None, "5", "5.0", "6", "N/A", "not defined here"])
+
+
+@st.composite
+def _conditions(draw: st.DrawFn) -> dict[str, dict[str, AnswerRow]]:
+    evaluators = draw(st.integers(2, 4))
+    condition: dict[str, dict[str, AnswerRow]] = {}
+    for e in range(evaluators):
+        rows = {}
+        for p in draw(st.sets(st.integers(0, 7), max_size=8)):
+            answer = draw(_ANSWERS)
+            normalized = None if answer is None or not answer[0].isdigit() else answer.split(".")[0]
+            correct = draw(st.sampled_from([None, True, False]))
+            rows[f"p{p}"] = AnswerRow(f"p{p}", answer, normalized, correct)
+        condition[f"e{e}"] = rows
+    return condition
+
+
+@settings(max_examples=200, deadline=None)
+@given(_conditions(), st.sampled_from(["paper", "strict"]))
+def test_pair_tables_judge_every_pair_as_the_one_pair_judges_do(condition: Any, metric: Any) -> None:
+    tables = metrics._pair_tables(condition, metric)
+    judge = metrics._paper_judge if metric == "paper" else metrics._strict_judge
+    for i, (a, b) in enumerate(tables.pairs):
+        for j, pid in enumerate(tables.problem_ids):
+            both = pid in condition[a] and pid in condition[b]
+            compared, consistent, both_correct = judge(condition[a][pid], condition[b][pid]) if both else (0, 0, 0)
+            assert tables.present[i, j] == both
+            assert tables.compared[i, j] == compared and tables.consistent[i, j] == consistent
+            assert tables.consistent_correct[i, j] == (consistent and both_correct)
+
+
+def test_bootstrap_in_chunks_draws_what_one_draw_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    rng = random.Random(1)
+    condition = {
+        e: {f"p{i}": AnswerRow(f"p{i}", a, a, a == "4") for i in range(300) for a in [rng.choice("3445")]}
+        for e in ("a", "b", "c")
+    }
+    whole = metrics.consistency_ci(condition, metric="strict", n_resamples=500, seed=3)
+    paired_whole = metrics.paired_bootstrap(condition, {**condition, "a": condition["b"]}, n_resamples=500, seed=3)
+    monkeypatch.setattr(metrics, "_DRAWS_PER_CHUNK", 7 * 300)  # 7 resamples per chunk, the last one shorter
+    assert metrics.consistency_ci(condition, metric="strict", n_resamples=500, seed=3) == whole
+    assert metrics.paired_bootstrap(condition, {**condition, "a": condition["b"]}, n_resamples=500, seed=3) == (
+        paired_whole
+    )

@@ -4,8 +4,10 @@ it shares a file with the response cache, and rows go in and come back by their 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
+
+import pytest
 
 from cotbridge.cache.sqlite import MIGRATIONS_TABLE
 from cotbridge.cache.store import ResponseStore
@@ -170,3 +172,38 @@ def test_the_explanation_set_keys_by_entry_name() -> None:
     assert {c.source for c in cots.of_variant(Variant.FULL)} == {"one", "two"}
     row = StudyCot(Variant.FULL, CotKind.GREEDY, "one", made(0)).row("s")
     assert (row.source, row.kind, row.correct, row.prompt_tokens) == ("one", "greedy", True, 3)
+
+
+def test_a_finished_trial_is_found_by_its_key_without_reading_the_study(tmp_path: Path) -> None:
+    results = ResultsDB(tmp_path / "r.db")
+    assert not results.has_finished_trials("s")
+    failed = trial(problem_id="p2", mode="failed", answer=None, normalized=None, correct=None, error_kind="X")
+    results.put_trials([trial(fingerprint="f0"), failed])
+    assert results.has_finished_trials("s") and not results.has_finished_trials("other")
+    key = ("s", Condition.TRANSFER, Variant.WITHOUT_ANSWER, "a", "b", 0, "p1")
+    assert results.finished_trial(key) == ("f0",)
+    assert results.finished_trial((*key[:-1], "p2")) is None, "a failed trial is not finished"
+    assert results.finished_trial((*key[:-1], "p3")) is None
+    only_failed = ResultsDB(tmp_path / "f.db")
+    only_failed.put_trials([failed])
+    assert not only_failed.has_finished_trials("s"), "nothing to skip when every stored trial failed"
+
+
+def test_reports_read_only_the_columns_and_sums_they_need(tmp_path: Path) -> None:
+    results = ResultsDB(tmp_path / "r.db")
+    results.put_trials([trial(problem_id=f"p{i}", correct=i % 2 == 0) for i in range(3)])
+    values = list(results.trial_values("s", ("problem_id", "correct", "prompt_tokens")))
+    assert values == [(t.problem_id, int(bool(t.correct)), 11) for t in results.trials("s")]
+    with pytest.raises(ValueError, match="no column secret"):
+        results.trial_values("s", ("problem_id", "secret"))
+    cot = StudyCot(
+        Variant.FULL,
+        CotKind.GREEDY,
+        "b",
+        Explanation("p1", "m", "think-tags", "c", "Answer: 5", Score("5", "5", True), 0.0, truncated=True),
+    )
+    rows = [cot.row("s"), replace(cot.row("s"), problem_id="p2", truncated=False, redacted=True, prompt_tokens=7)]
+    results.put_explanations(rows)
+    assert results.explanation_counts("s") == [("b", "greedy", "full", 2, 1, 1, 7, 0, 0)]
+    assert [row.problem_id for row in results.explanations("s", kind="greedy")] == ["p1", "p2"]
+    assert list(results.explanations("s", kind="ensemble")) == []

@@ -9,7 +9,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -408,3 +410,199 @@ async def test_credentials_in_a_base_url_are_not_stored(faults: FaultServer, tmp
     results = ResultsDB(db)
     assert results.study_config("creds")["models"]["a"]["base_url"] == faults.base_url
     results.close()
+
+
+# -- the runner at scale: bounded pools, lazy jobs, group commits ------------------------------------------------
+
+
+async def test_a_phase_never_has_more_jobs_in_flight_than_its_bound_and_makes_them_lazily() -> None:
+    import asyncio
+
+    from cotbridge.study.runner import Progress, RunSummary, Stream, _Phases
+
+    made = started = finished = 0
+    most_made_ahead = most_in_flight = 0
+
+    async def job(i: int) -> int:
+        nonlocal started, finished, most_in_flight
+        started += 1
+        most_in_flight = max(most_in_flight, started - finished)
+        await asyncio.sleep(0)
+        finished += 1
+        return i
+
+    def jobs(count: int) -> Iterator[Any]:
+        nonlocal made, most_made_ahead
+        for i in range(count):
+            made += 1
+            most_made_ahead = max(most_made_ahead, made - finished)  # made but not finished: held in memory
+            yield job(i)
+
+    events: list[Progress] = []
+    stored: list[int] = []
+    plan = 20_000  # a plan far larger than the pool: gathering it all at once would hold 20,000 coroutines
+    streams = [Stream("a", 8, jobs(plan)), Stream("b", 3, jobs(plan // 10))]
+    await _Phases(RunSummary(), events.append).run("trials", plan + plan // 10, streams, stored.extend)
+    assert sorted(stored) == sorted([*range(plan), *range(plan // 10)])
+    assert most_in_flight <= 8 + 3, "each stream runs at most its bound at once"
+    assert most_made_ahead <= 8 + 3, "a job is made only when a worker takes it"
+    assert events[0].total == plan + plan // 10 and sum(e.done for e in events) == plan + plan // 10
+
+
+async def test_results_count_as_done_only_once_their_group_is_committed() -> None:
+    import asyncio
+
+    from cotbridge.study import runner
+    from cotbridge.study.runner import Progress, RunSummary, Stream, _Phases
+
+    committed: set[int] = set()
+    groups: list[int] = []
+
+    async def job(i: int) -> int:
+        await asyncio.sleep(0.001 * (i % 3))
+        return i
+
+    def store(group: list[int]) -> None:
+        groups.append(len(group))
+        committed.update(group)
+
+    events: list[Progress] = []
+    seen: list[int] = []
+
+    def cached(result: int) -> bool:  # asked as the item is reported done
+        seen.append(result)
+        assert result in committed, "an item is reported done only after its row is committed"
+        return False
+
+    jobs = (job(i) for i in range(3000))
+    await _Phases(RunSummary(), events.append).run("trials", 3000, [Stream("s", 64, jobs)], store, cached)
+    assert sorted(seen) == list(range(3000)) and sum(e.done for e in events) == 3000
+    assert len(groups) < 3000 / 8, f"rows are written in groups, not one per transaction: {len(groups)} groups"
+    assert max(groups) <= runner.FLUSH_ROWS
+
+
+async def test_a_slow_phase_commits_its_rows_within_the_flush_interval() -> None:
+    import asyncio
+
+    from cotbridge.study import runner
+    from cotbridge.study.runner import RunSummary, Stream, _Phases
+
+    commits: list[float] = []
+    done_at: dict[int, float] = {}
+
+    async def job(i: int) -> int:
+        await asyncio.sleep(0.02 * i)
+        done_at[i] = time.monotonic()
+        return i
+
+    def store(group: list[int]) -> None:
+        now = time.monotonic()
+        commits.append(now)
+        for i in group:
+            assert now - done_at[i] < runner.FLUSH_AFTER_S + 0.05, "a finished row waits at most one flush interval"
+
+    await _Phases(RunSummary(), lambda event: None).run(
+        "trials", 8, [Stream("s", 8, (job(i) for i in range(8)))], store
+    )
+    assert len(commits) >= 2, "a phase that trickles commits as it goes, not once at its end"
+
+
+def test_fingerprints_of_many_trials_equal_one_at_a_time() -> None:
+    from cotbridge.datasets import load_dataset
+    from cotbridge.records import Condition, Variant
+    from cotbridge.study.fingerprint import TrialFingerprints, trial_fingerprint
+
+    config = parse_study(BASE.format(llama="http://a/v1", faults="http://b/v1"))
+    many = TrialFingerprints(config)
+    problems = load_dataset("builtin:arithmetic")[:4]
+    cases = [
+        ("smol", Variant.FULL, Condition.EMPTY, "", 0),
+        ("generic", Variant.WITHOUT_ANSWER, Condition.TRANSFER, "smol", 0),
+        ("smol", Variant.FULL, Condition.SAMPLED, "smol", 1),
+    ]
+    for case in cases:
+        for problem in problems:
+            assert many.of(*case, problem) == trial_fingerprint(config, *case, problem)
+    assert len({many.of(*cases[0], p) for p in problems}) == len(problems)
+
+
+def _synthetic_problems(count: int) -> list[Any]:
+    import functools
+
+    from cotbridge.datasets.answers import check_typed
+    from cotbridge.records import Problem
+
+    checker = functools.partial(check_typed, gold=4, answer_type="integer", tolerance=0.0)
+    return [
+        Problem(
+            id=f"p{i:05d}",
+            dataset="synthetic",
+            prompt=[{"role": "user", "content": f"What is {i} + 4 - {i}?"}],
+            gold=4,
+            checker=checker,
+        )
+        for i in range(count)
+    ]
+
+
+MANY = """
+[study]
+name = "many"
+dataset = "builtin:arithmetic"
+conditions = ["empty"]
+
+[models.a]
+model = "openai-compatible/ok"
+base_url = "{faults}"
+concurrency = 4
+
+[models.b]
+model = "openai-compatible/ok"
+base_url = "{faults}"
+concurrency = 4
+extra_body = {{ user = "b" }}
+"""
+
+
+async def test_a_large_plan_runs_in_groups_and_resumes_by_key_lookups(faults: FaultServer, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    config = parse_study(MANY.format(faults=faults.base_url))
+    problems = _synthetic_problems(600)
+    summary = await run_study(config, db, problems=problems)
+    assert summary.trials == 1200 and not summary.failures
+    assert faults.max_in_flight["ok"] <= 4, "the endpoint's bound holds (both entries share the server)"
+    with sqlite3.connect(db) as conn:
+        rows, commits = conn.execute("SELECT COUNT(*), COUNT(DISTINCT created_at) FROM trials").fetchone()
+    assert rows == 1200 and commits < rows / 4, f"rows are committed in groups: {commits} commits for {rows} rows"
+    sent = faults.total
+    again = await run_study(config, db, problems=problems)
+    assert again.skipped == 1200 and again.trials == 0 and faults.total == sent
+    # An edited study redoes what the edit changed, found by one primary-key lookup per planned trial.
+    edited = parse_study(MANY.format(faults=faults.base_url).replace('user = "b"', 'user = "c"'))
+    third = await run_study(edited, db, problems=problems)
+    assert third.skipped == 600 and third.changed == 600 and third.trials == 600
+
+
+async def test_a_results_db_that_fails_stops_the_phase_with_its_error() -> None:
+    import asyncio
+
+    from cotbridge.study.runner import RunSummary, Stream, _Phases
+
+    async def job(i: int) -> int:
+        await asyncio.sleep(0)
+        return i
+
+    def store(group: list[int]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    made = 0
+
+    def jobs() -> Iterator[Any]:
+        nonlocal made
+        for i in range(100_000):
+            made += 1
+            yield job(i)
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        await _Phases(RunSummary(), lambda event: None).run("trials", 100_000, [Stream("s", 4, jobs())], store)
+    assert made < 100_000, "the phase stopped at the failure instead of running its whole plan"

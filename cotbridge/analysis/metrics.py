@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -300,24 +300,60 @@ def _pair_tables(
 ) -> _PairTables:
     if metric not in ("paper", "strict"):
         raise ValueError(f"metric must be 'paper' or 'strict', got {metric!r}")
-    judge = _paper_judge if metric == "paper" else _strict_judge
     evaluators = _check_condition(condition)
     pairs = list(itertools.combinations(evaluators, 2))
     if universe is None:
         universe = sorted(set().union(*(set(rows) for rows in condition.values())))
     col = {pid: j for j, pid in enumerate(universe)}
-    shape = (len(pairs), len(universe))
-    present, compared, consistent, correct = (np.zeros(shape) for _ in range(4))
-    for i, (a, b) in enumerate(pairs):
-        rows_a, rows_b = condition[a], condition[b]
-        for pid in rows_a.keys() & rows_b.keys():
-            j = col[pid]
-            present[i, j] = 1.0
-            was_compared, was_consistent, both_correct = judge(rows_a[pid], rows_b[pid])
-            compared[i, j] = was_compared
-            consistent[i, j] = was_consistent
-            correct[i, j] = was_consistent and both_correct
-    return _PairTables(pairs, list(universe), present, compared, consistent, correct)
+    present, usable, same, right = _judged_columns(condition, evaluators, col, metric)
+    # Every pair at once: the judges of `_paper_judge` / `_strict_judge`, on evaluator x problem columns.
+    a = np.array([evaluators.index(x) for x, _ in pairs], dtype=np.intp)
+    b = np.array([evaluators.index(y) for _, y in pairs], dtype=np.intp)
+    both_present = present[a] & present[b]
+    compared = both_present & usable[a] & usable[b]
+    both_right = right[a] & right[b]
+    if metric == "paper":
+        consistent = compared & ((same[a] == same[b]) | both_right)
+    else:
+        consistent = compared & (same[a] == same[b])
+    correct = consistent & both_right
+    return _PairTables(
+        pairs,
+        list(universe),
+        both_present.astype(float),
+        compared.astype(float),
+        consistent.astype(float),
+        correct.astype(float),
+    )
+
+
+def _judged_columns(
+    condition: ConditionData, evaluators: list[str], col: Mapping[str, int], metric: ConsistencyMetric
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """[E, N] per evaluator and problem: present; usable (paper: no error marker; strict: valid); what the judge
+    compares, as a code per distinct string (paper: the answer, a crashed row's as ""; strict: the normalized
+    value); right (paper: answered and correct; strict: correct). A row of a problem outside `col` is left out."""
+    shape = (len(evaluators), len(col))
+    present, usable, right = (np.zeros(shape, dtype=bool) for _ in range(3))
+    same = np.full(shape, -1, dtype=np.int64)
+    codes: dict[str | None, int] = {}
+    paper = metric == "paper"
+    for e, name in enumerate(evaluators):
+        for pid, row in condition[name].items():
+            j = col.get(pid)
+            if j is None:
+                continue
+            present[e, j] = True
+            if paper:
+                text = "" if row.answer is None else row.answer
+                usable[e, j] = not has_paper_error_marker(text)
+                right[e, j] = row.answer is not None and row.correct is True
+                same[e, j] = codes.setdefault(text, len(codes))
+            else:
+                usable[e, j] = row.valid
+                right[e, j] = row.correct is True
+                same[e, j] = codes.setdefault(row.normalized, len(codes))
+    return present, usable, same, right
 
 
 def _mean_over_pairs(consistent: npt.NDArray[np.float64], compared: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
@@ -824,6 +860,17 @@ def _resample_counts(rng: np.random.Generator, n: int, n_resamples: int) -> npt.
     return np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
 
 
+# Resamples are drawn this many items at a time, so memory stays bounded however many problems there are.
+_DRAWS_PER_CHUNK = 2_000_000
+
+
+def _resample_chunks(rng: np.random.Generator, n: int, n_resamples: int) -> Iterator[npt.NDArray[np.float64]]:
+    """`_resample_counts` a few resamples at a time: the same generator gives the same draws in chunks."""
+    step = max(1, _DRAWS_PER_CHUNK // n)
+    for start in range(0, n_resamples, step):
+        yield _resample_counts(rng, n, min(step, n_resamples - start))
+
+
 def _interval(stats: npt.NDArray[np.float64], confidence: float) -> tuple[float, float, float, int]:
     ok = stats[~np.isnan(stats)]
     if ok.size == 0:
@@ -887,9 +934,14 @@ def consistency_ci(
     if n == 0:
         raise ValueError("the condition has no problems")
     estimate = float(_mean_over_pairs(t.consistent.sum(axis=1), t.compared.sum(axis=1)))
-    w = _resample_counts(np.random.default_rng(seed), n, n_resamples)
-    # [B, N] @ [N, P] -> per-resample, per-pair weighted counts; one matmul replaces B x P loops.
-    stats = _mean_over_pairs(w @ t.consistent.T, w @ t.compared.T)
+    # [B, N] @ [N, P] -> per-resample, per-pair weighted counts; one matmul replaces B x P loops. Counts are whole
+    # numbers, exact in float64, so chunking the resamples changes nothing.
+    stats = np.concatenate(
+        [
+            _mean_over_pairs(w @ t.consistent.T, w @ t.compared.T)
+            for w in _resample_chunks(np.random.default_rng(seed), n, n_resamples)
+        ]
+    )
     low, high, se, n_valid = _interval(stats, confidence)
     return BootstrapResult(estimate, low, high, se, confidence, n_resamples, n, n_valid)
 
@@ -918,9 +970,12 @@ def paired_bootstrap(
     ty = _pair_tables(condition_y, metric, universe)
     est_x = float(_mean_over_pairs(tx.consistent.sum(axis=1), tx.compared.sum(axis=1)))
     est_y = float(_mean_over_pairs(ty.consistent.sum(axis=1), ty.compared.sum(axis=1)))
-    w = _resample_counts(np.random.default_rng(seed), len(universe), n_resamples)
-    diff = _mean_over_pairs(w @ tx.consistent.T, w @ tx.compared.T) - _mean_over_pairs(
-        w @ ty.consistent.T, w @ ty.compared.T
+    diff = np.concatenate(
+        [
+            _mean_over_pairs(w @ tx.consistent.T, w @ tx.compared.T)
+            - _mean_over_pairs(w @ ty.consistent.T, w @ ty.compared.T)
+            for w in _resample_chunks(np.random.default_rng(seed), len(universe), n_resamples)
+        ]
     )
     low, high, _, n_valid = _interval(diff, confidence)
     ok = diff[~np.isnan(diff)]

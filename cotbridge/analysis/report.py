@@ -12,7 +12,7 @@ import json
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -43,14 +43,19 @@ class ConditionKey:
     @classmethod
     def of(cls, trial: TrialRow) -> ConditionKey:
         """The key of a stored trial; ConfigError for a condition cotbridge does not know."""
+        return cls.parse(trial.condition, trial.source, trial.sample_index)
+
+    @classmethod
+    def parse(cls, condition: str, source: str, sample_index: int) -> ConditionKey:
+        """The key of a trial's stored condition, source and sample index; ConfigError for an unknown condition."""
         try:
-            condition = Condition(trial.condition)
+            known = Condition(condition)
         except ValueError:
-            known = ", ".join(Condition)
-            raise ConfigError(f"trial condition {trial.condition!r} is not one of {known}") from None
-        if condition in _BY_SOURCE and trial.source:
-            return cls(condition, trial.source)
-        return cls(condition, sample=trial.sample_index)
+            names = ", ".join(Condition)
+            raise ConfigError(f"trial condition {condition!r} is not one of {names}") from None
+        if known in _BY_SOURCE and source:
+            return cls(known, source)
+        return cls(known, sample=sample_index)
 
     @property
     def label(self) -> str:
@@ -150,7 +155,7 @@ class Report:
         }
 
 
-def gather(trials: list[TrialRow]) -> GatheredData:
+def gather(trials: Iterable[TrialRow]) -> GatheredData:
     """(condition, variant) -> evaluator -> problem id -> AnswerRow, in the order the trials come. A failed or
     truncated trial is there as an invalid answer (the one invalid-answer policy), never left out."""
     data: GatheredData = defaultdict(lambda: defaultdict(dict))
@@ -179,35 +184,86 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
     accuracy per evaluator, the generator x evaluator transfer matrix, ensemble runs, tokens and costs, and trials
     per injection mode. `study` defaults to the newest in the DB."""
     study = _pick_study(results, study)
-    trials = list(results.trials(study))
     report = Report(study=study, metric=metric)
-    data = gather(trials)
+    trials = _TrialPass(report)
+    for values in results.trial_values(study, _TrialPass.COLUMNS):
+        trials.add(values)
+    data = trials.data
     for (key, variant), condition in sorted(data.items(), key=lambda item: (item[0][0].sort_key, item[0][1])):
         report.accuracy[f"{key.label}/{variant}"] = {
             evaluator: result.accuracy for evaluator, result in sorted(metrics.accuracy(condition).items())
         }
         report.conditions.append(_summarize(key.label, variant, condition, metric, seed))
     report.matrix = transfer_matrices(data)
-    cots = list(results.explanations(study))  # read once: four sections below summarise them
-    report.ensembles = ensemble_summary(cots)
-    report.truncated_cots = truncated_cots(cots)
-    report.redacted_cots = redacted_cots(cots)
-    report.costs = cost_summary(results, study, trials, cots)
-    for t in trials:
-        per = report.modes.setdefault(t.evaluator, {})
-        per[t.mode] = per.get(t.mode, 0) + 1
-    for t in trials:
-        if t.truncated:
-            label = f"{ConditionKey.of(t).label}/{t.variant}"
-            report.truncated[label] = report.truncated.get(label, 0) + 1
-    # Failed trials stay in the data above as invalid answers (coverage counts them); here they are listed.
-    report.failures = [
-        f"{t.condition}/{t.variant} {t.evaluator} <- {t.source or '-'} #{t.sample_index}, problem {t.problem_id}: "
-        f"{t.error_kind}: {t.error}"
-        for t in trials
-        if t.failed
-    ]
+    report.ensembles = ensemble_summary(list(results.explanations(study, kind="ensemble")))
+    cot_counts = results.explanation_counts(study)
+    report.truncated_cots = truncated_cots(cot_counts)
+    report.redacted_cots = redacted_cots(cot_counts)
+    report.costs = cost_summary(results, study, trials.tokens, cot_counts)
     return report
+
+
+class _TrialPass:
+    """One pass over a study's trials, reading only the columns a report needs: the answers gathered as `gather`
+    gathers them, tokens per evaluator and condition, trials per injection mode, truncated trials and the list of
+    failures, each in the order the trials come."""
+
+    COLUMNS = (
+        "condition",
+        "source",
+        "sample_index",
+        "variant",
+        "evaluator",
+        "problem_id",
+        "mode",
+        "answer",
+        "normalized",
+        "correct",
+        "truncated",
+        "prompt_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "error_kind",
+        "error",
+    )
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.data: GatheredData = defaultdict(lambda: defaultdict(dict))
+        self.tokens: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+        self._keys: dict[tuple[str, str, int], ConditionKey] = {}
+        self._strings: dict[str, str] = {}  # one object per distinct problem id and answer: a million rows share them
+
+    def add(self, values: tuple[Any, ...]) -> None:
+        (condition, source, sample, variant, evaluator, pid, mode, answer, normalized, correct, truncated) = values[:11]
+        prompt, completion, reasoning, error_kind, error = values[11:]
+        key = self._keys.get((condition, source, sample))
+        if key is None:
+            key = self._keys[(condition, source, sample)] = ConditionKey.parse(condition, source, sample)
+        strings = self._strings
+        pid = strings.setdefault(pid, pid)
+        label = f"{key.label}/{variant}"
+        if truncated:
+            row = AnswerRow(pid, None, None, None)
+            self.report.truncated[label] = self.report.truncated.get(label, 0) + 1
+        elif answer is None:
+            row = AnswerRow(pid, None, None, None if correct is None else bool(correct))
+        else:
+            answer = strings.setdefault(answer, answer)
+            normalized = None if normalized is None else strings.setdefault(normalized, normalized)
+            row = AnswerRow(pid, answer, normalized, None if correct is None else bool(correct))
+        self.data[(key, variant)][evaluator][pid] = row
+        counts = self.tokens[evaluator][label]
+        counts[0] += prompt
+        counts[1] += completion
+        counts[2] += reasoning
+        per = self.report.modes.setdefault(evaluator, {})
+        per[mode] = per.get(mode, 0) + 1
+        if error_kind is not None:
+            # Failed trials stay in the data above as invalid answers (coverage counts them); here they are listed.
+            self.report.failures.append(
+                f"{condition}/{variant} {evaluator} <- {source or '-'} #{sample}, problem {pid}: {error_kind}: {error}"
+            )
 
 
 def _summarize(
@@ -278,22 +334,25 @@ def transfer_matrices(data: GatheredData) -> dict[str, dict[str, Any]]:
 
 
 def cost_summary(
-    results: ResultsDB, study: str, trials: list[TrialRow], cots: list[ExplanationRow]
+    results: ResultsDB,
+    study: str,
+    trial_tokens: dict[str, dict[str, list[int]]],
+    cot_counts: list[tuple[str, str, str, int, int, int, int, int, int]],
 ) -> dict[str, dict[str, Any]]:
-    """Tokens per model and condition (CoT generation counted apart), in USD where the study gave a price."""
+    """Tokens per model and condition (CoT generation counted apart), in USD where the study gave a price.
+    `trial_tokens`: evaluator -> "label/variant" -> [prompt, completion, reasoning] tokens of its trials;
+    `cot_counts`: `ResultsDB.explanation_counts`."""
     models = results.study_config(study).get("models") or {}
     prices = {name: m.get("price") for name, m in models.items() if isinstance(m, dict)}
     tokens: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
-    for t in trials:
-        counts = tokens[t.evaluator][f"{ConditionKey.of(t).label}/{t.variant}"]
-        counts[0] += t.prompt_tokens
-        counts[1] += t.completion_tokens
-        counts[2] += t.reasoning_tokens
-    for e in cots:
-        counts = tokens[e.source][f"CoTs ({e.kind}, {e.variant})"]
-        counts[0] += e.prompt_tokens
-        counts[1] += e.completion_tokens
-        counts[2] += e.reasoning_tokens
+    for evaluator, per_label in trial_tokens.items():
+        for label, counted in per_label.items():
+            tokens[evaluator][label] = list(counted)
+    for source, kind, variant, _, _, _, prompt, completion, reasoning in cot_counts:
+        counts = tokens[source][f"CoTs ({kind}, {variant})"]
+        counts[0] += prompt or 0
+        counts[1] += completion or 0
+        counts[2] += reasoning or 0
     summary: dict[str, dict[str, Any]] = {}
     for model, per in sorted(tokens.items()):
         price = prices.get(model)
@@ -362,21 +421,29 @@ def ensemble_summary(cots: list[ExplanationRow]) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def _per_source(cots: list[ExplanationRow], counted: Callable[[ExplanationRow], bool]) -> dict[str, int]:
-    """How many of the CoTs `counted` picks, per "source/kind"."""
-    return dict(sorted(Counter(f"{row.source}/{row.kind}" for row in cots if counted(row)).items()))
+def _per_source(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted((label, n) for label, n in counts.items() if n))
 
 
-def truncated_cots(cots: list[ExplanationRow]) -> dict[str, int]:
+def truncated_cots(cot_counts: list[tuple[str, str, str, int, int, int, int, int, int]]) -> dict[str, int]:
     """Generated CoTs cut off at cot_max_tokens, per "source/kind" (greedy or sampled; an ensemble's own caps are
-    in its summary). Their trials still run, on the CoT as far as it got, so a reader must know how many there are."""
-    return _per_source(cots, lambda row: row.truncated and row.variant == "full" and row.kind != "ensemble")
+    in its summary), from `ResultsDB.explanation_counts`. Their trials still run, on the CoT as far as it got, so a
+    reader must know how many there are."""
+    counts: Counter[str] = Counter()
+    for source, kind, variant, _, truncated, *_ in cot_counts:
+        if variant == "full" and kind != "ensemble":
+            counts[f"{source}/{kind}"] += truncated or 0
+    return _per_source(counts)
 
 
-def redacted_cots(cots: list[ExplanationRow]) -> dict[str, int]:
-    """Generated CoTs whose vendor withheld part of the reasoning (encrypted), per "source/kind": their trials run
-    on the readable part, so a reader must know how many have gaps."""
-    return _per_source(cots, lambda row: row.redacted)
+def redacted_cots(cot_counts: list[tuple[str, str, str, int, int, int, int, int, int]]) -> dict[str, int]:
+    """Generated CoTs whose vendor withheld part of the reasoning (encrypted), per "source/kind", from
+    `ResultsDB.explanation_counts`: their trials run on the readable part, so a reader must know how many have
+    gaps."""
+    counts: Counter[str] = Counter()
+    for source, kind, _, _, _, redacted, *_ in cot_counts:
+        counts[f"{source}/{kind}"] += redacted or 0
+    return _per_source(counts)
 
 
 def truncation_line(name: str, truncated: int, runs: int, cut_by: dict[str, int]) -> str:

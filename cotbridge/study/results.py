@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
@@ -221,6 +221,11 @@ TRIALS = _Table("trials", TrialRow)
 EXPLANATIONS = _Table("explanations", ExplanationRow)
 
 
+_FINISHED_TRIAL = (
+    f"SELECT fingerprint FROM trials WHERE {' AND '.join(f'{c} = ?' for c in TRIAL_KEY)} AND error_kind IS NULL"
+)
+
+
 class ResultsDB:
     """Studies, explanations and trials in one SQLite file (the cache's file, when a study runs)."""
 
@@ -280,9 +285,40 @@ class ResultsDB:
         sql = f"SELECT {', '.join(TRIAL_KEY)}, fingerprint FROM trials WHERE study = ? AND error_kind IS NULL"
         return {tuple(row[:-1]): row[-1] for row in self._conn.execute(sql, (study,))}
 
-    def explanations(self, study: str) -> Iterator[ExplanationRow]:
-        """A study's stored CoTs."""
-        return self._read(EXPLANATIONS, study)
+    def has_finished_trials(self, study: str) -> bool:
+        """Whether any of a study's trials finished without an error (else a run has nothing to skip)."""
+        sql = "SELECT 1 FROM trials WHERE study = ? AND error_kind IS NULL LIMIT 1"
+        return self._conn.execute(sql, (study,)).fetchone() is not None
+
+    def finished_trial(self, key: tuple[Any, ...]) -> tuple[str | None] | None:
+        """(fingerprint,) of the trial with this key (in `TRIAL_KEY` order) when it finished without an error, else
+        None: one lookup by the primary key, so a resumed run of any size holds no set of finished keys."""
+        return self._conn.execute(_FINISHED_TRIAL, key).fetchone()  # type: ignore[no-any-return]
+
+    def explanations(self, study: str, *, kind: str | None = None) -> Iterator[ExplanationRow]:
+        """A study's stored CoTs (of one kind, e.g. "ensemble", when `kind` is given)."""
+        if kind is None:
+            return self._read(EXPLANATIONS, study)
+        cursor = self._conn.execute(EXPLANATIONS.select + " WHERE study = ? AND kind = ?", (study, kind))
+        return (EXPLANATIONS.row(values) for values in cursor)
+
+    def trial_values(self, study: str, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Only these columns of a study's trials, as stored (booleans as 0/1), in the order `trials` gives them:
+        what a report of a million trials reads instead of building a `TrialRow` for each."""
+        unknown = [column for column in columns if column not in TRIALS.columns]
+        if unknown:
+            raise ValueError(f"trials have no column {', '.join(unknown)}")
+        return iter(self._conn.execute(f"SELECT {', '.join(columns)} FROM trials WHERE study = ?", (study,)))
+
+    def explanation_counts(self, study: str) -> list[tuple[str, str, str, int, int, int, int, int, int]]:
+        """Per (source, kind, variant) of a study's CoTs: how many, how many truncated, how many redacted, and
+        their prompt, completion and reasoning tokens, summed by SQLite."""
+        sql = (
+            "SELECT source, kind, variant, COUNT(*), SUM(truncated), SUM(redacted), SUM(prompt_tokens),"
+            " SUM(completion_tokens), SUM(reasoning_tokens) FROM explanations WHERE study = ?"
+            " GROUP BY source, kind, variant"
+        )
+        return self._conn.execute(sql, (study,)).fetchall()
 
     def trials(self, study: str | None = None) -> Iterator[TrialRow]:
         """A study's trials (every study's when `study` is None)."""

@@ -1,10 +1,13 @@
 """Running a study: a validated config -> a plan of trials -> concurrent execution into the results DB.
 
 Phases run in order (CoT generation, ensemble CoTs, answer removal, then every evaluator x condition); within a
-phase every item runs at once and each endpoint's bound keeps the servers busy but not flooded. Finished trials
-are stored as they finish and skipped on resume; every request goes through the response cache, so a resumed or
-repeated study sends nothing it already sent. A failing model does not stop the others: its failures are listed
-at the end, and as nothing of them is stored, a resumed run tries them again.
+phase each model's items stream through a pool of a few per request its endpoint lets in flight, made only as the
+pool takes them, so a plan of a million trials holds no million coroutines; the endpoint's bound keeps the
+servers busy but not flooded. Finished items are stored in groups (one transaction each, within FLUSH_AFTER_S) and
+count as done once committed; a resumed run skips finished trials, found by primary-key lookups. Every request
+goes through the response cache, so a resumed or repeated study sends nothing it already sent. A failing model
+does not stop the others: its failures are listed at the end, and as nothing of them is stored, a resumed run
+tries them again.
 
 Everything is stored under the study's `[models]` and `[ensembles]` names, never under model strings: two entries
 may run the same model (on two servers, or with other options) and stay apart.
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cotbridge.client import Bridge, Model
 from cotbridge.cot import answer, build_ensemble, explain_samples, remove_answer, remove_answer_by_rule
@@ -31,7 +36,7 @@ from cotbridge.providers.transport import public_url
 from cotbridge.records import Answer, Condition, Explanation, Problem, Variant
 from cotbridge.study.config import StudyConfig, StudySection
 from cotbridge.study.explanations import CotKind, ExplanationSet, StudyCot
-from cotbridge.study.fingerprint import trial_fingerprint
+from cotbridge.study.fingerprint import TrialFingerprints
 from cotbridge.study.results import ResultsDB, TrialRow
 
 T = TypeVar("T")
@@ -201,9 +206,65 @@ async def ask_trial(
     return result
 
 
+@dataclass(slots=True)
+class Stream(Generic[T]):
+    """One model's jobs in a phase under the name progress shows: awaitables made lazily, as the phase takes them
+    (a generator), and how many may run at once (`bound`)."""
+
+    name: str
+    bound: int
+    jobs: Iterable[Awaitable[T]]
+
+
+# A phase runs JOBS_PER_SLOT jobs of a model per request its endpoint lets in flight (a job waiting for a slot is
+# ready the moment one frees); the rule filter makes no request and runs RULE_BOUND at once.
+JOBS_PER_SLOT = 2
+RULE_BOUND = 64
+
+# A finished item counts as done only once its row is committed: rows are written in groups, one transaction per
+# group of at most FLUSH_ROWS, never later than FLUSH_AFTER_S after the first of them finished. A killed run loses
+# at most those uncommitted items, whose responses are in the cache already: redoing them sends nothing.
+FLUSH_ROWS = 512
+FLUSH_AFTER_S = 0.05
+
+
+class _Batch(Generic[T]):
+    """Finished items waiting for their group's commit; `flush` stores them and only then reports them done."""
+
+    def __init__(self, store: Callable[[list[T]], None], on_done: Callable[[str, T], None]) -> None:
+        self.store = store
+        self.on_done = on_done
+        self.pending: list[tuple[str, T]] = []
+        self.oldest = 0.0
+
+    def add(self, name: str, result: T) -> None:
+        if not self.pending:
+            self.oldest = time.monotonic()
+        self.pending.append((name, result))
+        if len(self.pending) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        done, self.pending = self.pending, []
+        if not done:
+            return
+        self.store([result for _, result in done])
+        for name, result in done:
+            self.on_done(name, result)
+
+    async def flush_regularly(self) -> None:
+        """Commits whatever waits at least every FLUSH_AFTER_S, so a slow phase's items are not held back."""
+        while True:
+            wait = FLUSH_AFTER_S - (time.monotonic() - self.oldest) if self.pending else FLUSH_AFTER_S
+            await asyncio.sleep(max(wait, 0.0))
+            if self.pending and time.monotonic() - self.oldest >= FLUSH_AFTER_S:
+                self.flush()
+
+
 class _Phases:
-    """Runs each phase's jobs concurrently and stores each result as it comes; a failure is reported, listed in the
-    summary and does not stop the others."""
+    """Runs each phase's jobs through one bounded pool per model (a model's jobs are made only when one of its
+    `bound` workers takes them, so memory follows the concurrency, not the plan) and stores the results in groups;
+    a failure is reported, listed in the summary and does not stop the others."""
 
     def __init__(self, summary: RunSummary, on_progress: ProgressCallback) -> None:
         self.summary = summary
@@ -212,31 +273,135 @@ class _Phases:
     async def run(
         self,
         phase: str,
-        jobs: Sequence[tuple[str, Awaitable[T]]],
-        store: Callable[[T], None],
+        total: int,
+        streams: Iterable[Stream[T]],
+        store: Callable[[list[T]], None],
         cached: Callable[[T], bool] = _not_cached,
     ) -> None:
-        """Runs (name shown in progress, awaitable) jobs; `cached` says whether a result came from the cache."""
-        self.on_progress(Progress(phase=phase, total=len(jobs)))
-        await asyncio.gather(*(self._one(phase, name, job, store, cached) for name, job in jobs))
+        """Runs every stream's jobs, at most `bound` at once per stream, all streams at once; `store` writes a
+        group of results (one transaction); `cached` says whether a result came from the cache."""
+        self.on_progress(Progress(phase=phase, total=total))
 
-    async def _one(
-        self, phase: str, name: str, job: Awaitable[T], store: Callable[[T], None], cached: Callable[[T], bool]
-    ) -> None:
+        def done(name: str, result: T) -> None:
+            self.on_progress(Progress(phase=phase, model=name, done=1, cached=cached(result)))
+
+        batch = _Batch(store, done)
+        flusher = asyncio.ensure_future(batch.flush_regularly())
         try:
-            result = await job
-        except BudgetExceeded as exc:
-            if not self.summary.over_budget:
-                self.summary.failures.append(f"budget reached: {exc}")
-            self.summary.over_budget += 1
-            self.on_progress(Progress(phase=phase, model=name, done=1, error="over budget"))
-            return
-        except Exception as exc:  # one item's failure, whatever it is, is that item's alone
-            self.summary.failures.append(f"{phase} / {name}: {failure_text(exc)}")
-            self.on_progress(Progress(phase=phase, model=name, done=1, error=failure_text(exc)))
-            return
-        store(result)
-        self.on_progress(Progress(phase=phase, model=name, done=1, cached=cached(result)))
+            workers: list[asyncio.Future[None]] = []
+            for stream in streams:
+                jobs = iter(stream.jobs)  # shared by the stream's workers: each `next` makes one job
+                workers += [
+                    asyncio.ensure_future(self._worker(phase, stream.name, jobs, batch, flusher))
+                    for _ in range(stream.bound)
+                ]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for worker in workers:
+                    worker.cancel()
+                raise
+        finally:
+            flusher.cancel()
+            with suppress(asyncio.CancelledError):
+                await flusher
+        batch.flush()
+
+    async def _worker(
+        self, phase: str, name: str, jobs: Iterator[Awaitable[T]], batch: _Batch[T], flusher: asyncio.Future[None]
+    ) -> None:
+        while True:
+            if flusher.done():
+                flusher.result()  # the results DB failed: stop the phase with its error
+            job = next(jobs, None)
+            if job is None:
+                return
+            try:
+                result = await job
+            except BudgetExceeded as exc:
+                if not self.summary.over_budget:
+                    self.summary.failures.append(f"budget reached: {exc}")
+                self.summary.over_budget += 1
+                self.on_progress(Progress(phase=phase, model=name, done=1, error="over budget"))
+                continue
+            except Exception as exc:  # one item's failure, whatever it is, is that item's alone
+                self.summary.failures.append(f"{phase} / {name}: {failure_text(exc)}")
+                self.on_progress(Progress(phase=phase, model=name, done=1, error=failure_text(exc)))
+                continue
+            batch.add(name, result)
+
+
+class TrialPlan:
+    """A study's trials in one fixed order per evaluator, made from the CoTs of its run, and which of them an
+    earlier run finished (counted in the summary as skipped or changed)."""
+
+    def __init__(self, config: StudyConfig, cots: ExplanationSet, results: ResultsDB, summary: RunSummary) -> None:
+        self.config = config
+        self.name = config.study.name
+        self.cots = cots
+        self.results = results
+        self.summary = summary
+
+    def planned(self, evaluator: str, problems: list[Problem]) -> Iterator[tuple[Variant, Problem, TrialInput]]:
+        """Every planned trial of one evaluator, always in the same order."""
+        for variant in self.config.variants:
+            for problem in problems:
+                for given in self.inputs(variant, evaluator, problem):
+                    yield variant, problem, given
+
+    def to_run(
+        self, evaluator: str, problems: list[Problem], fingerprints: TrialFingerprints, resuming: bool
+    ) -> bytearray:
+        """One byte per planned trial of `evaluator`, in `planned` order: 1 to run it, 0 when an earlier run
+        finished it with the same fingerprint. A fresh study looks nothing up."""
+        plan = bytearray()
+        for variant, problem, given in self.planned(evaluator, problems):
+            run = True
+            if resuming:
+                key = (self.name, given.condition, variant, evaluator, given.source, given.sample_index, problem.id)
+                stored = self.results.finished_trial(key)
+                if stored is not None:
+                    fingerprint = fingerprints.of(
+                        evaluator, variant, given.condition, given.source, given.sample_index, problem
+                    )
+                    run = stored[0] != fingerprint
+                    self.summary.skipped += not run
+                    self.summary.changed += run
+            plan.append(run)
+        return plan
+
+    def inputs(self, variant: Variant, evaluator: str, problem: Problem) -> Iterator[TrialInput]:
+        """Every trial of one evaluator on one problem. A trial whose CoT could not be made is still listed, with
+        the reason, so that it is stored as failed instead of silently missing. Names are [models] and
+        [ensembles] names."""
+        conditions, pid = self.config.study.conditions, problem.id
+        if Condition.EMPTY in conditions and variant == Variant.FULL:
+            yield TrialInput(Condition.EMPTY, "", 0, "")
+        if Condition.DEFAULT in conditions:
+            yield from self._given(variant, Condition.DEFAULT, CotKind.GREEDY, evaluator, pid, 1)
+        if Condition.SAMPLED in conditions:
+            yield from self._given(
+                variant, Condition.SAMPLED, CotKind.SAMPLED, evaluator, pid, self.config.study.samples
+            )
+        if Condition.ENSEMBLE in conditions:
+            for name in self.config.ensembles:
+                yield from self._given(variant, Condition.ENSEMBLE, CotKind.ENSEMBLE, name, pid, 1)
+        if Condition.TRANSFER in conditions:
+            for source in self.config.generators:
+                yield from self._given(variant, Condition.TRANSFER, CotKind.GREEDY, source, pid, 1)
+
+    def _given(
+        self, variant: Variant, condition: Condition, kind: CotKind, source: str, problem_id: str, expected: int
+    ) -> Iterator[TrialInput]:
+        """The trials of one condition and CoT source: one per CoT made, and one per CoT that failed."""
+        made = {e.sample_index: e for e in self.cots.of_source(variant, kind, source, problem_id)}
+        for index, cot in sorted(made.items()):
+            yield TrialInput(condition, source, index, cot)
+        why = self.cots.failure(variant, kind, source, problem_id)
+        if why is not None:
+            for index in range(expected):
+                if index not in made:
+                    yield TrialInput(condition, source, index, "", missing=f"its CoT could not be made: {why}")
 
 
 class StudyRunner:
@@ -258,6 +423,7 @@ class StudyRunner:
         self.cots = ExplanationSet()
         self.summary = RunSummary()
         self._phases = _Phases(self.summary, self.on_progress)
+        self._plan = TrialPlan(config, self.cots, results, self.summary)
 
     def _model(self, name: str) -> Model:
         """The model of a [models] entry. Two entries with the same model string and options share one Model."""
@@ -352,63 +518,102 @@ class StudyRunner:
         if Condition.DEFAULT in conditions:
             greedy.update(self.config.evaluators)
         sampled = self.config.evaluators if Condition.SAMPLED in conditions else []
-        jobs: list[tuple[str, Awaitable[list[StudyCot]]]] = []
-        for kind, names in ((CotKind.GREEDY, sorted(greedy)), (CotKind.SAMPLED, sampled)):
-            jobs += [(name, self._explain(name, p, kind)) for name in names for p in problems]
+        sources = [
+            (kind, name)
+            for kind, names in ((CotKind.GREEDY, sorted(greedy)), (CotKind.SAMPLED, sampled))
+            for name in names
+        ]
+        streams = [Stream(name, self._bound(name), self._explain_jobs(name, problems, kind)) for kind, name in sources]
 
-        def store(cots: list[StudyCot]) -> None:
+        def store(made: list[list[StudyCot]]) -> None:
+            cots = [cot for group in made for cot in group]
             self._keep(cots)
             self.summary.explanations += len(cots)
 
-        await self._phases.run("explanations", jobs, store)
+        await self._phases.run("explanations", len(sources) * len(problems), streams, store)
 
     async def _ensembles(self, problems: list[Problem]) -> None:
         """Condition ensemble: one ensemble CoT per [ensembles.NAME] and problem, stored with its trace."""
         decoding = self.config.study.decoding
-        jobs: list[tuple[str, Awaitable[tuple[StudyCot, EnsembleTrace]]]] = []
+        streams: list[Stream[tuple[StudyCot, EnsembleTrace]]] = []
         for name, section in self.config.ensembles.items():
             generators = {n: self._model(n) for n in section.generators}
             evaluators = {n: self._model(n) for n in section.evaluators}
-            options = section.options(decoding)
-            jobs += [(name, self._ensemble(name, p, generators, evaluators, options)) for p in problems]
+            bound = sum(self._bound(n) for n in {*section.generators, *section.evaluators})
+            jobs = self._ensemble_jobs(name, problems, generators, evaluators, section.options(decoding))
+            streams.append(Stream(name, bound, jobs))
 
-        def store(built: tuple[StudyCot, EnsembleTrace]) -> None:
-            cot, trace = built
-            self._keep([cot], trace=json.dumps(trace.as_dict()))
-            self.summary.explanations += 1
+        def store(built: list[tuple[StudyCot, EnsembleTrace]]) -> None:
+            for cot, _ in built:
+                self.cots.add(cot)
+            self.results.put_explanations([cot.row(self.name, json.dumps(trace.as_dict())) for cot, trace in built])
+            self.summary.explanations += len(built)
 
-        await self._phases.run("ensembles", jobs, store)
+        await self._phases.run("ensembles", len(streams) * len(problems), streams, store)
 
     async def _answer_removal(self) -> None:
         """The without_answer variant of every CoT made so far, by the rule filter or the filter model."""
         filter_name = self.config.study.filter_model
         shown = filter_name if filter_name is not None else "rule"
-        jobs = [(shown, self._remove_answer(cot, filter_name)) for cot in self.cots.of_variant(Variant.FULL)]
-        await self._phases.run("answer removal", jobs, lambda cot: self._keep([cot]))
+        # A list, as the phase adds to the set it is taken from; the CoTs are in memory already.
+        cots = list(self.cots.of_variant(Variant.FULL))
+        bound = self._bound(filter_name) if filter_name in self.config.models else RULE_BOUND
+        jobs = (self._remove_answer(cot, filter_name) for cot in cots)
+        await self._phases.run("answer removal", len(cots), [Stream(shown, bound, jobs)], self._keep)
 
     async def _trials(self, problems: list[Problem]) -> None:
         """Every evaluator x variant x problem x condition, but those an earlier run finished with the same
-        fingerprint (a trial whose study changed is done again)."""
-        finished = self.results.finished_trials(self.name)
-        jobs: list[tuple[str, Awaitable[tuple[TrialRow, bool]]]] = []
-        for variant in self.config.variants:
-            for evaluator in self.config.evaluators:
-                for p in problems:
-                    for given in self._trial_inputs(variant, evaluator, p):
-                        key = (self.name, given.condition, variant, evaluator, given.source, given.sample_index, p.id)
-                        fingerprint = trial_fingerprint(
-                            self.config, evaluator, variant, given.condition, given.source, given.sample_index, p
-                        )
-                        if key in finished and finished[key] == fingerprint:
-                            self.summary.skipped += 1
-                            continue
-                        self.summary.changed += key in finished
-                        jobs.append((evaluator, self._trial(evaluator, p, variant, given, fingerprint)))
-        await self._phases.run("trials", jobs, self._store_trial, cached=lambda done: done[1])
+        fingerprint (a trial whose study changed is done again). Each evaluator's trials are made as its pool
+        takes them; what the plan keeps is one byte per planned trial (run it or not)."""
+        fingerprints = TrialFingerprints(self.config)
+        resuming = self.results.has_finished_trials(self.name)
+        streams = []
+        total = 0
+        for evaluator in self.config.evaluators:
+            plan = self._plan.to_run(evaluator, problems, fingerprints, resuming)
+            total += plan.count(1)
+            jobs = self._trial_jobs(evaluator, problems, plan, fingerprints)
+            streams.append(Stream(evaluator, self._bound(evaluator), jobs))
+        await self._phases.run("trials", total, streams, self._store_trials, cached=lambda done: done[1])
 
-    def _store_trial(self, done: tuple[TrialRow, bool]) -> None:
-        self.results.put_trials([done[0]])
-        self.summary.count(done[0])
+    def _store_trials(self, done: list[tuple[TrialRow, bool]]) -> None:
+        self.results.put_trials([row for row, _ in done])
+        for row, _ in done:
+            self.summary.count(row)
+
+    # -- the jobs of a phase, made as its pool takes them ------------------------------------------------------
+
+    def _bound(self, name: str) -> int:
+        """How many of a model's jobs a phase runs at once: a few per request its endpoint lets in flight (per
+        replica), so that the endpoint never waits for the runner."""
+        section = self.config.models[name]
+        replicas = len(section.base_url) if isinstance(section.base_url, list) else 1
+        return JOBS_PER_SLOT * replicas * (section.max_concurrency or self.bridge.max_concurrency)
+
+    def _explain_jobs(self, name: str, problems: list[Problem], kind: CotKind) -> Iterator[Awaitable[list[StudyCot]]]:
+        for problem in problems:
+            yield self._explain(name, problem, kind)
+
+    def _ensemble_jobs(
+        self,
+        name: str,
+        problems: list[Problem],
+        generators: dict[str, Model],
+        evaluators: dict[str, Model],
+        options: EnsembleOptions,
+    ) -> Iterator[Awaitable[tuple[StudyCot, EnsembleTrace]]]:
+        for problem in problems:
+            yield self._ensemble(name, problem, generators, evaluators, options)
+
+    def _trial_jobs(
+        self, evaluator: str, problems: list[Problem], plan: bytearray, fingerprints: TrialFingerprints
+    ) -> Iterator[Awaitable[tuple[TrialRow, bool]]]:
+        for index, (variant, problem, given) in enumerate(self._plan.planned(evaluator, problems)):
+            if plan[index]:
+                fingerprint = fingerprints.of(
+                    evaluator, variant, given.condition, given.source, given.sample_index, problem
+                )
+                yield self._trial(evaluator, problem, variant, given, fingerprint)
 
     # -- one item of a phase ------------------------------------------------------------------------------------
 
@@ -460,39 +665,6 @@ class StudyRunner:
             self.cots.fail([Variant.WITHOUT_ANSWER], cot.kind, cot.source, problem_id, failure_text(exc))
             raise
         return replace(cot, variant=Variant.WITHOUT_ANSWER, explanation=filtered)
-
-    def _trial_inputs(self, variant: Variant, evaluator: str, problem: Problem) -> Iterator[TrialInput]:
-        """Every trial of one evaluator on one problem. A trial whose CoT could not be made is still listed, with
-        the reason, so that it is stored as failed instead of silently missing. Names are [models] and
-        [ensembles] names."""
-        conditions, pid = self.config.study.conditions, problem.id
-        if Condition.EMPTY in conditions and variant == Variant.FULL:
-            yield TrialInput(Condition.EMPTY, "", 0, "")
-        if Condition.DEFAULT in conditions:
-            yield from self._given(variant, Condition.DEFAULT, CotKind.GREEDY, evaluator, pid, 1)
-        if Condition.SAMPLED in conditions:
-            yield from self._given(
-                variant, Condition.SAMPLED, CotKind.SAMPLED, evaluator, pid, self.config.study.samples
-            )
-        if Condition.ENSEMBLE in conditions:
-            for name in self.config.ensembles:
-                yield from self._given(variant, Condition.ENSEMBLE, CotKind.ENSEMBLE, name, pid, 1)
-        if Condition.TRANSFER in conditions:
-            for source in self.config.generators:
-                yield from self._given(variant, Condition.TRANSFER, CotKind.GREEDY, source, pid, 1)
-
-    def _given(
-        self, variant: Variant, condition: Condition, kind: CotKind, source: str, problem_id: str, expected: int
-    ) -> Iterator[TrialInput]:
-        """The trials of one condition and CoT source: one per CoT made, and one per CoT that failed."""
-        made = {e.sample_index: e for e in self.cots.of_source(variant, kind, source, problem_id)}
-        for index, cot in sorted(made.items()):
-            yield TrialInput(condition, source, index, cot)
-        why = self.cots.failure(variant, kind, source, problem_id)
-        if why is not None:
-            for index in range(expected):
-                if index not in made:
-                    yield TrialInput(condition, source, index, "", missing=f"its CoT could not be made: {why}")
 
     async def _trial(
         self, evaluator_name: str, problem: Problem, variant: Variant, given: TrialInput, fingerprint: str
