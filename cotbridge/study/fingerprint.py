@@ -61,3 +61,51 @@ def trial_fingerprint(
         "problem": {"prompt": problem.prompt, "gold": str(problem.gold)},
     }
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
+
+
+# Stands for the problem in the material's JSON, which is then cut around it (no config writes a NUL character).
+_PROBLEM = "\x00problem\x00"
+
+
+class TrialFingerprints:
+    """`trial_fingerprint` for many trials of one study: the JSON of everything but the problem is made once per
+    evaluator, variant, condition, source and sample, and the problem's JSON is put in its place (the same bytes,
+    so the same digests)."""
+
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+        self._around: dict[tuple[str, Variant, Condition, str, int], tuple[bytes, bytes]] = {}
+
+    def of(
+        self,
+        evaluator: str,
+        variant: Variant,
+        condition: Condition,
+        source: str,
+        sample_index: int,
+        problem: Problem,
+    ) -> str:
+        """The trial's fingerprint, equal to `trial_fingerprint(config, ...)`."""
+        key = (evaluator, variant, condition, source, sample_index)
+        around = self._around.get(key)
+        if around is None:
+            around = self._around[key] = self._cut(*key)
+        head, tail = around
+        problem_json = canonical_json({"prompt": problem.prompt, "gold": str(problem.gold)}).encode()
+        return hashlib.sha256(head + problem_json + tail).hexdigest()[:16]
+
+    def _cut(
+        self, evaluator: str, variant: Variant, condition: Condition, source: str, sample_index: int
+    ) -> tuple[bytes, bytes]:
+        study = self.config.study
+        material = {
+            "evaluator": _model(self.config, evaluator),
+            "origin": _origin(self.config, condition, source, sample_index),
+            "decoding": study.decoding.model_dump(mode="json"),
+            "removal": study.filter_model if variant == Variant.WITHOUT_ANSWER else None,
+            "retry_truncated": study.retry_truncated,
+            "problem": _PROBLEM,
+        }
+        head, found, tail = canonical_json(material).partition(canonical_json(_PROBLEM))
+        assert found and _PROBLEM not in tail, "the problem's placeholder appears once"
+        return head.encode(), tail.encode()
