@@ -84,6 +84,22 @@ class ModelOptions(Strict):
         "(checked against cotbridge.providers.capabilities.Capabilities when the model is opened)",
     )
 
+    # Left out of dumps while unset, so that the dumps (and the fingerprints of study trials) of models written
+    # before these fields stay as they were.
+    batch: bool = Field(
+        default=False,
+        exclude_if=lambda value: not value,
+        description="send this model's requests through its vendor's batch API (openai/, anthropic/) at the batch "
+        "price; results reach the same cache rows as live answers",
+    )
+    batch_poll_s: float | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        gt=0,
+        allow_inf_nan=False,
+        description="the first wait between polls of a batch job (default 10 s; it doubles up to 5 min)",
+    )
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | list[str] | None) -> str | list[str] | None:

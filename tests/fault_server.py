@@ -31,7 +31,9 @@ OpenAI's Responses API (`POST /v1/responses`), Anthropic's Messages API (`POST /
 generateContent (`POST /v1beta/models/MODEL:generateContent`), each answering each model as its vendor's references
 say (reasoning efforts and summaries, thinking modes, display, refusals, budget exhaustion); fault
 modes work in every format. Under `/VENDOR/v1/...` it answers as DeepSeek, OpenRouter, Together or Fireworks do
-(their `tests.imitations` modules; no fault modes there).
+(their `tests.imitations` modules; no fault modes there). The batch APIs of OpenAI (`/v1/files`, `/v1/batches`)
+and Anthropic (`/v1/messages/batches`) are answered by `openai_batch` and `anthropic_batch` (attributes of the same
+names, which count the jobs created).
 Set `unavailable` and it answers 503 to every POST (a replica that is unwell). It counts requests, per model and in
 total, and the most requests per model it held at once. Run it in a thread (`FaultServer().start()`) or as a
 script: `python tests/fault_server.py PORT`.
@@ -54,7 +56,9 @@ from aiohttp import web
 
 from tests.imitations import REASONING, deepseek, fireworks, openrouter, together
 from tests.imitations.anthropic import anthropic_reply
+from tests.imitations.anthropic_batch import AnthropicBatchImitation
 from tests.imitations.gemini import gemini_reply
+from tests.imitations.openai_batch import OpenAIBatchImitation
 from tests.imitations.openai_responses import responses_reply
 
 ECHO_MODEL = "Qwen/QwQ-32B"  # the one model whose `echo` requests get prompt log-probs
@@ -141,6 +145,8 @@ class FaultServer:
         self.auth_headers: list[str] = []
         self.bodies: list[dict[str, Any]] = []
         self._seen: Counter[str] = Counter()
+        self.openai_batch = OpenAIBatchImitation()
+        self.anthropic_batch = AnthropicBatchImitation()
         self._lock = threading.Lock()
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,6 +169,8 @@ class FaultServer:
             self.auth_headers.clear()
             self._seen.clear()
             self.redirect_gets = 0
+            self.openai_batch.reset()
+            self.anthropic_batch.reset()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -175,6 +183,8 @@ class FaultServer:
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/redirected", self.redirected)
         app.router.add_get("/stats", self.stats)
+        self.openai_batch.add_routes(app)
+        self.anthropic_batch.add_routes(app)
         return app
 
     async def models(self, request: web.Request) -> web.Response:

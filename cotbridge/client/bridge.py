@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cotbridge.cache import ResponseStore, SingleFlight
+from cotbridge.cache.batch_jobs import BatchJobStore
 from cotbridge.cache.keys import canonical_json
 from cotbridge.client.budget import Budget
 from cotbridge.client.model import Model
@@ -21,11 +22,13 @@ from cotbridge.errors import ConfigError
 from cotbridge.formats import detect_format
 from cotbridge.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, ModelOptions, RetryPolicy, validation_message
 from cotbridge.providers.base import Provider
+from cotbridge.providers.batch import DEFAULT_POLL_S, batch_provider, check_batch_provider
 from cotbridge.providers.capability_resolution import resolve_capabilities
-from cotbridge.providers.prices import default_price
+from cotbridge.providers.prices import batch_price, default_price
 from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.providers.registry import ProviderArgs, ProviderSpec, provider_spec
 from cotbridge.providers.replicas import ReplicaSet
+from cotbridge.providers.sdk import SDKProvider
 from cotbridge.providers.transport import Endpoint
 from cotbridge.records import BridgeStats
 
@@ -69,6 +72,7 @@ class Bridge:
         self.retry = retry or RetryPolicy()
         self.budget = Budget(budget_usd) if budget_usd is not None else None
         self._store = ResponseStore(cache) if cache is not None else None
+        self._batch_jobs: BatchJobStore | None = None  # opened with the first batch model
         self._inflight: SingleFlight[Any] = SingleFlight()
         self._endpoints: dict[tuple[str, str | None], Endpoint] = {}
         self._replica_sets: dict[tuple[tuple[str, ...], str | None], ReplicaSet] = {}
@@ -117,6 +121,9 @@ class Bridge:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._batch_jobs is not None:
+                self._batch_jobs.close()
+                self._batch_jobs = None
 
     def model(
         self, model: str, *, api_key: str | None = None, options: ModelOptions | None = None, **fields: Any
@@ -133,7 +140,9 @@ class Bridge:
         (limits of the model's endpoint), price (USD per million tokens; hosted models default to the price map bundled
         with litellm), extra_body (fields added to every request, part of the cache key) and capabilities (fields laid
         over what the bundled data says the model can do, e.g. {"visibility": "raw"}; see
-        `cotbridge.providers.capability_resolution`). The key comes from api_key, else the variable named by
+        `cotbridge.providers.capability_resolution`), batch (openai/ and anthropic/ models: requests go as jobs to the
+        vendor's batch API, at the batch price, into the same cache rows; see `cotbridge.providers.batch`) and
+        batch_poll_s (the first wait between polls of a job). The key comes from api_key, else the variable named by
         api_key_env, else $COTBRIDGE_<PROVIDER>_API_KEY, else the hosted provider's own variable.
         """
         if self._closed:
@@ -142,6 +151,8 @@ class Bridge:
             )
         spec, model_id = provider_spec(model)
         opts = self._options(model, options, fields)
+        if opts.batch:
+            check_batch_provider(model, spec.name)
         url = self._base_url(spec, model, opts)
         api_key = self._api_key(spec, model, api_key, opts)
         identity = (model, url, api_key, canonical_json(opts.model_dump(mode="json")))
@@ -149,7 +160,8 @@ class Bridge:
         if existing is not None:
             return existing
         provider = self._provider(spec, model, model_id, url, api_key, opts)
-        if opts.price is None and (bundled := default_price(spec, model_id)) is not None:
+        bundled = (batch_price if opts.batch else default_price)(spec, model_id) if opts.price is None else None
+        if bundled is not None:
             opts = opts.model_copy(update={"price": bundled})
         pipeline = RequestPipeline(
             provider,
@@ -219,7 +231,8 @@ class Bridge:
     def _provider(
         self, spec: ProviderSpec, model: str, model_id: str, url: Url, api_key: str | None, options: ModelOptions
     ) -> Provider:
-        key = (model, url, api_key, canonical_json(options.capabilities))
+        batch = canonical_json([options.batch, options.batch_poll_s]) if options.batch else ""
+        key = (model, url, api_key, canonical_json(options.capabilities) + batch)
         provider = self._providers.get(key)
         if provider is None:
             capabilities = resolve_capabilities(spec, model_id, options.capabilities, model=model)
@@ -232,11 +245,21 @@ class Bridge:
             # Providers see the first replica's URL; every endpoint they ask for is the replica set.
             first = url if isinstance(url, str) else url[0]
             provider = spec.make(spec, ProviderArgs(model, model_id, first, api_key, endpoint_for, capabilities))
+            if options.batch:
+                assert isinstance(provider, SDKProvider) and api_key is not None  # openai/ and anthropic/ are
+                poll_s = options.batch_poll_s or DEFAULT_POLL_S
+                provider = batch_provider(provider, api_key, self._batch_ledger(), self.stats, poll_s)
             self._providers[key] = provider
         elif url:
             for each in [url] if isinstance(url, str) else url:
                 self._endpoint(each, api_key, options, model, watch_headers=spec.hosted)  # checks settings agree
         return provider
+
+    def _batch_ledger(self) -> BatchJobStore:
+        """The batch jobs of this bridge's cache file (where a killed run finds them again); in memory without one."""
+        if self._batch_jobs is None:
+            self._batch_jobs = BatchJobStore(self._store.path if self._store is not None else ":memory:")
+        return self._batch_jobs
 
     def _replica_set(self, urls: tuple[str, ...], api_key: str | None, options: ModelOptions, model: str) -> ReplicaSet:
         """The replica set of these URLs, shared like an endpoint; each replica's endpoint is the one any

@@ -219,6 +219,15 @@ class VendorEntry(_Entry):
     replace: dict[str, str] = Field(default_factory=dict)
 
 
+class BatchEntry(_Entry):
+    """[providers.NAME.batch]: the provider has a batch API (`batch = true` models use it). `price_factor` is the
+    batch price as a share of the live price, used where litellm's map has no batch price of the model."""
+
+    source: str = Field(min_length=1, description="the vendor's batch API reference")
+    pricing: str = Field(min_length=1, description="the vendor page that states the batch discount")
+    price_factor: float = Field(gt=0, le=1)
+
+
 class ProviderEntry(_Entry):
     """[providers.NAME]: `defaults` for every model of the provider; `unknown_models` says whether a model outside
     every family that litellm's map does not know either keeps them ("defaults": the server decides, not the
@@ -232,6 +241,7 @@ class ProviderEntry(_Entry):
     reasoning: dict[str, Any] = Field(default_factory=dict)
     vendors: dict[str, VendorEntry] = Field(default_factory=dict)
     families: tuple[FamilyEntry, ...] = Field(default=(), strict=False)
+    batch: BatchEntry | None = None
 
 
 class CapabilityFile(_Entry):
@@ -313,3 +323,14 @@ def provider_defaults(provider: str) -> Capabilities:
     if provider not in table:
         raise ConfigError(f"{DATA_FILE} has no entry for provider {provider!r}")
     return table[provider].defaults
+
+
+def batch_entry(provider: str) -> BatchEntry | None:
+    """The provider's batch API entry, or None when it has no batch API (or no entry)."""
+    table = capability_table()
+    return table[provider].entry.batch if provider in table else None
+
+
+def batch_providers() -> tuple[str, ...]:
+    """The providers with a batch API, in the data file's order."""
+    return tuple(name for name, table in capability_table().items() if table.entry.batch is not None)

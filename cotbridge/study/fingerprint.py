@@ -18,7 +18,11 @@ from cotbridge.records import Condition, Problem, Variant
 from cotbridge.study.config import StudyConfig
 
 # ModelOptions fields that change how a request runs but not what the model answers.
-_RUN_ONLY = {"base_url", "api_key_env", "max_concurrency", "timeout_s", "rpm", "tpm", "price", "generator", "evaluator"}
+# How and where a model is reached, not what it answers: a batch job returns what a live call would.
+_RUN_ONLY = {
+    *("base_url", "api_key_env", "max_concurrency", "timeout_s", "rpm", "tpm", "price", "generator", "evaluator"),
+    *("batch", "batch_poll_s"),
+}
 
 
 def _model(config: StudyConfig, name: str) -> dict[str, Any]:

@@ -1,0 +1,252 @@
+"""Batch mode (`batch = true`, study `mode = "batch"`): OpenAI's Batch API and Anthropic's Message Batches.
+
+The vendors cannot be reached from here: the real client talks HTTP to imitations of both batch APIs
+(tests/imitations/openai_batch.py, anthropic_batch.py, each following the vendor's reference), served by the fault
+server beside the live Responses and Messages imitations, so live and batch answers come from the same rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cotbridge import Bridge, ConfigError, RetryPolicy
+from cotbridge.cache.batch_jobs import BatchJobStore
+from cotbridge.datasets import load_dataset
+from cotbridge.options import Price
+from cotbridge.records import Condition, Variant
+from cotbridge.study import parse_study, run_study
+from cotbridge.study.fingerprint import trial_fingerprint
+from tests.conftest import REPO
+from tests.fault_server import FaultServer
+from tests.imitations.anthropic_batch import AnthropicBatchImitation
+from tests.imitations.openai_batch import ITEM_ERROR_MARKER, OpenAIBatchImitation
+
+if importlib.util.find_spec("litellm") is None:
+    pytest.skip("anthropic/ needs the extra `hosted` (pip install -e '.[hosted]')", allow_module_level=True)
+
+SECRET = "sk-batch-test-0c41d2"
+FAST: dict[str, Any] = {"batch": True, "batch_poll_s": 0.01}
+
+
+def ask(i: int, extra: str = "") -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"What is {i} + 25?{extra}"}]
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY"):
+        monkeypatch.setenv(var, SECRET)
+
+
+def _where(faults: FaultServer, vendor: str) -> tuple[str, str, OpenAIBatchImitation | AnthropicBatchImitation]:
+    """(model string, base_url, the batch imitation) of one vendor."""
+    if vendor == "openai":
+        return "openai/o3", faults.base_url, faults.openai_batch
+    return "anthropic/claude-sonnet-4-5", faults.root_url, faults.anthropic_batch
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_batch_answers_fill_the_cache_rows_a_live_run_reads(
+    vendor: str, faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    model, url, imitation = _where(faults, vendor)
+    db = tmp_path / "cache.db"
+    async with Bridge(cache=db) as bridge:
+        batched = bridge.model(model, base_url=url, **FAST)
+        answers = await asyncio.gather(*(batched.chat(ask(i), max_tokens=64) for i in range(4)))
+    assert imitation.created == 1  # four concurrent requests, one job
+    assert faults.total == 0  # nothing went to the live endpoint
+    assert all(a.text and a.reasoning and not a.cached for a in answers)
+    assert len({a.text for a in answers}) == 4
+    assert SECRET.encode() not in db.read_bytes()
+    async with Bridge(cache=db) as bridge:
+        live = bridge.model(model, base_url=url)
+        again = await asyncio.gather(*(live.chat(ask(i), max_tokens=64) for i in range(4)))
+        fresh = await live.chat(ask(99), max_tokens=64)  # the live imitation answers as the batch one did
+    assert [a.text for a in again] == [a.text for a in answers] and all(a.cached for a in again)
+    assert [a.reasoning for a in again] == [a.reasoning for a in answers]
+    assert faults.total == 1 and fresh.reasoning == answers[0].reasoning
+    async with Bridge(cache=db) as bridge:  # and the other way round: a live answer serves a batch model
+        cached = await bridge.model(model, base_url=url, **FAST).chat(ask(99), max_tokens=64)
+    assert cached.cached and cached.text == fresh.text and imitation.created == 1
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_expired_and_errored_items_are_sent_live_and_reported(
+    vendor: str, faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    model, url, imitation = _where(faults, vendor)
+    imitation.expire_jobs = 1
+    async with Bridge(cache=tmp_path / "cache.db") as bridge:
+        batched = bridge.model(model, base_url=url, **FAST)
+        answers = await asyncio.gather(*(batched.chat(ask(i), max_tokens=64) for i in range(3)))
+        notes = list(bridge.stats.notes)
+        erred = await batched.chat(ask(7, ITEM_ERROR_MARKER), max_tokens=64)  # a job of its own, one item errors
+        later = list(bridge.stats.notes)
+    assert all(a.text for a in answers) and erred.text
+    assert imitation.created == 2
+    assert faults.total == 3  # two expired requests and the errored one, each sent live once
+    assert len(notes) == 1 and "expired" in notes[0] and "2 of its 3 requests have no result" in notes[0]
+    assert len(later) == 2 and "1 of its 1 requests have no result" in later[1] and "sent live" in later[1]
+    async with Bridge(cache=tmp_path / "cache.db") as bridge:  # everything is in the cache now
+        again = await bridge.model(model, base_url=url, **FAST).chat(ask(2), max_tokens=64)
+    assert again.cached and imitation.created == 2
+
+
+async def test_an_outage_while_polling_is_waited_out_not_sent_live(
+    faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    faults.openai_batch.fail_retrievals = 3  # more than one poll's retries
+    retry = RetryPolicy(max_attempts=2, initial_wait_s=0.01, jitter_s=0.0)
+    async with Bridge(cache=tmp_path / "cache.db", retry=retry) as bridge:
+        batched = bridge.model("openai/o3", base_url=faults.base_url, **FAST)
+        answers = await asyncio.gather(*(batched.chat(ask(i), max_tokens=64) for i in range(2)))
+        notes = list(bridge.stats.notes)
+    assert all(a.text for a in answers) and faults.openai_batch.fail_retrievals == 0
+    assert faults.total == 0 and faults.openai_batch.created == 1
+    assert len(notes) == 1 and notes[0].startswith("openai/o3: polling batch job") and "polled again" in notes[0]
+
+
+_KILLED_RUN = """
+import asyncio, sys
+from cotbridge import Bridge
+
+async def main():
+    async with Bridge(cache=sys.argv[1]) as bridge:
+        model = bridge.model(sys.argv[2], base_url=sys.argv[3], batch=True, batch_poll_s=3600)
+        asks = [[{"role": "user", "content": f"What is {i} + 25?"}] for i in range(3)]
+        await asyncio.gather(*(model.chat(a, max_tokens=64) for a in asks))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_a_killed_run_polls_its_stored_job_and_never_resubmits(
+    vendor: str, faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    model, url, imitation = _where(faults, vendor)
+    db = tmp_path / "cache.db"
+    env = {**os.environ, "OPENAI_API_KEY": SECRET, "ANTHROPIC_API_KEY": SECRET}
+    run = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(db), model, url], cwd=REPO, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while imitation.retrievals < 1 and run.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert imitation.created == 1 and imitation.retrievals >= 1
+    finally:
+        run.kill()  # SIGKILL while it waits to poll again
+        run.wait()
+    jobs = BatchJobStore(db).jobs()
+    assert len(jobs) == 1 and jobs[0]["requests"] == 3 and jobs[0]["provider"] == vendor
+    async with Bridge(cache=db) as bridge:
+        batched = bridge.model(model, base_url=url, **FAST)
+        answers = await asyncio.gather(*(batched.chat(ask(i), max_tokens=64) for i in range(3)))
+    assert all(a.text and not a.cached for a in answers)
+    assert imitation.created == 1 and faults.total == 0  # polled, not resubmitted
+    assert BatchJobStore(db).jobs()[0]["status"] in ("completed", "ended")
+
+
+async def test_batch_models_pay_the_batch_price(faults: FaultServer, keys: None) -> None:
+    async with Bridge(budget_usd=5.0) as bridge:
+        live = bridge.model("openai/gpt-5-mini", base_url=faults.base_url)
+        batched = bridge.model("openai/gpt-5-mini", base_url=faults.base_url, **FAST)
+        assert live.price == Price(input=0.25, output=2.0)  # litellm's bundled map, live and batch
+        assert batched.price == Price(input=0.125, output=1.0)
+        # no batch price in the map: the live price times the provider's batch discount (capabilities.toml)
+        old = bridge.model("openai/gpt-3.5-turbo", base_url=faults.base_url, **FAST)
+        assert old.price == Price(input=0.25, output=0.75)
+        claude = bridge.model("anthropic/claude-sonnet-4-5", base_url=faults.root_url, **FAST)
+        assert claude.price == Price(input=1.5, output=7.5)
+        answer = await batched.chat(ask(1), max_tokens=64)
+        assert bridge.budget is not None
+        spent = bridge.budget.spent_usd
+        assert spent == pytest.approx(batched.price.cost(answer.usage)) and spent > 0
+        given = bridge.model("openai/gpt-5-mini", base_url=faults.base_url, price={"input": 1, "output": 1}, **FAST)
+        assert given.price == Price(input=1, output=1)  # a price given is taken as it is
+
+
+async def test_batch_on_a_provider_without_a_batch_api_is_refused(keys: None, tmp_path: Path) -> None:
+    async with Bridge() as bridge:
+        with pytest.raises(ConfigError, match=r"deepseek/deepseek-chat: batch = true .*openai/, anthropic/"):
+            bridge.model("deepseek/deepseek-chat", batch=True)
+        with pytest.raises(ConfigError, match="batch_poll_s"):
+            bridge.model("openai/o3", batch=True, batch_poll_s=0)
+    with pytest.raises(ConfigError, match=r"\[models.local\] batch = true, but vllm/ has no batch API"):
+        parse_study(_study("live", 'model = "vllm/Qwen/QwQ-32B"\nbatch = true'))
+    with pytest.raises(ConfigError, match="mode"):
+        parse_study(_study("bulk", 'model = "vllm/Qwen/QwQ-32B"'))
+
+
+def test_study_batch_mode_applies_to_models_with_a_batch_api() -> None:
+    config = parse_study(_study("batch", 'model = "vllm/Qwen/QwQ-32B"'))
+    assert config.models["o3"].batch and config.models["o3"].options().batch
+    assert not config.models["local"].batch
+    assert not parse_study(_study("live", 'model = "vllm/Qwen/QwQ-32B"')).models["o3"].batch
+
+
+def _study(mode: str, local: str, url: str = "http://127.0.0.1:9/v1", name: str = "batchy") -> str:
+    return f"""
+[study]
+name = "{name}"
+dataset = "builtin:arithmetic"
+sample = 2
+conditions = ["empty", "default", "transfer"]
+mode = "{mode}"
+
+[study.decoding]
+cot_max_tokens = 16
+answer_max_tokens = 8
+
+[models.local]
+{local}
+
+[models.o3]
+model = "openai/o3"
+base_url = "{url}"
+generator = false
+batch_poll_s = 0.01
+"""
+
+
+async def test_a_study_in_batch_mode_and_its_live_rerun_share_the_cache(
+    faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    claude = f'model = "anthropic/claude-3-7-sonnet-latest"\nbase_url = "{faults.root_url}"\nbatch_poll_s = 0.01'
+    db = tmp_path / "study.db"
+    faults.openai_batch.expire_jobs = 1  # o3's first job expires: its unfinished requests go live, and are reported
+    summary = await run_study(parse_study(_study("batch", claude, faults.base_url, "in-batch")), db)
+    assert not summary.failures
+    assert faults.openai_batch.created >= 2 and faults.anthropic_batch.created >= 2  # a job per phase
+    expired = [note for note in summary.notes if "expired" in note]
+    assert len(expired) == 1 and expired[0].startswith("openai/o3: batch job") and "sent live" in expired[0]
+    assert faults.total == int(expired[0].split(";")[1].split()[0])  # only those went to the live endpoint
+    jobs = BatchJobStore(db).jobs()
+    assert {job["provider"] for job in jobs} == {"openai", "anthropic"}
+    assert {job["status"] for job in jobs} == {"completed", "ended", "expired"}
+    faults.reset_counts()
+    summary = await run_study(parse_study(_study("live", claude, faults.base_url, "live-again")), db)
+    assert not summary.failures
+    assert faults.total == 0 and faults.openai_batch.created == 0  # every answer came from the cache
+
+
+def test_switching_a_study_to_batch_mode_keeps_its_trials_fingerprints() -> None:
+    """A batch job answers what a live call would: a study switched to batch mode redoes none of its trials."""
+    live = parse_study(_study("live", 'model = "vllm/Qwen/QwQ-32B"'))
+    batch = parse_study(_study("batch", 'model = "vllm/Qwen/QwQ-32B"'))
+    problem = load_dataset("builtin:arithmetic", sample=1)[0]
+    for config in (live, batch):
+        assert config.models["o3"].batch == (config is batch)
+    fingerprints = [
+        trial_fingerprint(config, "o3", Variant.FULL, Condition.EMPTY, "", 0, problem) for config in (live, batch)
+    ]
+    assert fingerprints[0] == fingerprints[1]
