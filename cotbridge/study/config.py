@@ -23,8 +23,9 @@ from cotbridge.options import (
     Strict,
     validation_message,
 )
-from cotbridge.providers.capabilities import check_patch
+from cotbridge.providers.capabilities import batch_providers, check_patch
 from cotbridge.records import Condition, Variant
+from cotbridge.study.serve_section import ServeSection
 
 
 class ModelSection(ModelOptions):
@@ -33,6 +34,9 @@ class ModelSection(ModelOptions):
     model: str = Field(description="provider/model-id, e.g. vllm/Qwen/QwQ-32B or local/smollm2-135m")
     generator: bool = Field(default=True, description="writes CoTs for the transfer condition")
     evaluator: bool = Field(default=True, description="answers under every condition")
+    # How `cotbridge serve` starts the model. Left out of dumps: it decides where a model runs, not what it answers
+    # (fingerprints), its env may hold a token (the stored config), and it is no option of the model.
+    serve: ServeSection | None = Field(default=None, exclude=True, description="[models.NAME.serve]: its vLLM server")
 
     @field_validator("capabilities")
     @classmethod
@@ -93,6 +97,10 @@ class StudySection(Strict):
     )
     decoding: Decoding = Decoding()
     retry: RetrySection = RetrySection()
+    mode: Literal["live", "batch"] = Field(
+        default="live",
+        description="'batch': every openai/ and anthropic/ model goes through its vendor's batch API (batch = true)",
+    )
 
 
 class StudyConfig(Strict):
@@ -123,6 +131,22 @@ class StudyConfig(Strict):
                     raise ValueError(f"[ensembles.{ens_name}] {role} {unknown} are not [models] names")
         if not any(m.evaluator for m in self.models.values()):
             raise ValueError("no model is an evaluator (evaluator = true)")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_mode(self) -> StudyConfig:
+        """mode = "batch" sets batch = true on every model whose provider has a batch API; batch = true on any
+        other is refused, naming the model."""
+        offered = batch_providers()
+        for name, section in self.models.items():
+            provider = section.model.partition("/")[0]
+            if self.study.mode == "batch" and provider in offered and "batch" not in section.model_fields_set:
+                section.batch = True
+            elif section.batch and provider not in offered:
+                raise ValueError(
+                    f"[models.{name}] batch = true, but {provider}/ has no batch API (providers with one: "
+                    f"{', '.join(f'{p}/' for p in offered)}); remove batch from [models.{name}]"
+                )
         return self
 
     @property
