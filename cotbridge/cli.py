@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import math
+import os
+import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 
 from rich import box
 from rich.console import Console
@@ -21,7 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from cotbridge import __version__
-from cotbridge.analysis.render import render_csv, render_html, render_json, render_table
+from cotbridge.analysis.explorer import explorer_page
+from cotbridge.analysis.render import render_csv, render_json, render_table
 from cotbridge.analysis.report import build_report
 from cotbridge.cache import ResponseStore
 from cotbridge.client import Bridge
@@ -33,6 +39,8 @@ from cotbridge.formats import ThinkingFormat
 from cotbridge.options import RetryPolicy
 from cotbridge.providers.transport import public_url
 from cotbridge.records import Message, Problem, Score
+from cotbridge.serving import ServePlan, ServerFleet, plan_servers, serving, with_served_urls
+from cotbridge.serving.plan import GPU_COUNT_ENV
 from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
 from cotbridge.study.files import checked_report_path, removed_if_left_empty, write_atomically
 from cotbridge.study.importers import import_genex
@@ -225,11 +233,79 @@ def _run(args: argparse.Namespace) -> int:
     if args.timeout is not None:
         config.study.retry = config.study.retry.model_copy(update={"timeout_s": args.timeout})
     db = args.db or str(Path(args.study).with_suffix(".db"))
+    if not args.serve:
+        return _run_on_served(config, args.study, db)
+    with _served(plan_servers(config, args.study)):
+        return _run_on_served(config, args.study, db)
+
+
+def _run_on_served(config: StudyConfig, study: str, db: str) -> int:
+    """Runs the study with the URLs of its running `cotbridge serve` servers where it leaves base_url unset."""
+    config, notes = with_served_urls(config, study)
+    _print_notes(notes)
     with removed_if_left_empty(db):
         summary = _run_study(config, db)
     _print_summary(summary, db)
     _show_report(db, config.study.name, "strict")
     return 1 if summary.failures else 0
+
+
+def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the servers the way Ctrl-C does
+
+
+def _shield_from_signals() -> None:
+    """While the servers stop, a second Ctrl-C (or SIGTERM) must not leave some of them running."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    errors.print("stopping the vLLM servers ...")
+
+
+@contextlib.contextmanager
+def _served(plan: ServePlan) -> Iterator[ServerFleet]:
+    """The plan's servers, started and healthy, with their URLs file written; stopped on leaving, on Ctrl-C and on
+    SIGTERM alike."""
+    _print_notes(plan.notes)
+    for server in plan.servers:
+        console.print(Text(f"models.{server.name}: {server.shell_line()}"), soft_wrap=True)
+        console.print(Text(f"  log: {server.log}", style="dim"))
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, _stop_requested)
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: [signal.signal(sig, handler) for sig, handler in previous.items()])
+        with console.status(f"starting {len(plan.servers)} vLLM server(s); waiting for their /health ..."):
+            fleet = stack.enter_context(serving(plan))
+        stack.callback(_shield_from_signals)  # runs first on leaving, before the fleet stops
+        table = Table(title="vLLM servers", box=box.SIMPLE_HEAD)
+        for column in ("model", "base_url", "GPUs", "pid"):
+            table.add_column(column)
+        for server in plan.servers:
+            devices = ",".join(server.devices) or "-"
+            table.add_row(Text(server.name), Text(server.base_url), devices, str(fleet.processes[server.name].pid))
+        console.print(table)
+        console.print(Text(f"URLs written to {plan.urls_file} (cotbridge run reads them)", style="dim"))
+        yield fleet
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load_study(args.study)
+    environ = dict(os.environ) if args.gpus is None else {**os.environ, GPU_COUNT_ENV: str(args.gpus)}
+    plan = plan_servers(config, args.study, dry_run=args.dry_run, environ=environ)
+    if args.dry_run:
+        _print_notes(plan.notes)
+        for server in plan.servers:
+            console.print(Text(f"# models.{server.name}: {server.base_url}, log {server.log}", style="dim"))
+            console.print(Text(server.shell_line()), soft_wrap=True)
+        return 0
+    try:
+        with _served(plan) as fleet:
+            console.print("serving; Ctrl-C stops every server")
+            while True:
+                fleet.check_running()
+                time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopped every server")
+        return 130
 
 
 def _show_report(
@@ -239,6 +315,8 @@ def _show_report(
     results = ResultsDB(db, read_only=read_only)
     try:
         report = build_report(results, study, metric)  # type: ignore[arg-type]
+        # The explorer reads the trials and CoTs behind the numbers too, so it is made while the DB is open.
+        page = explorer_page(results, report) if fmt == "html" else None
     finally:
         results.close()
     if fmt == "table":
@@ -249,7 +327,7 @@ def _show_report(
         render_table(report, Console(file=buffer, width=160, emoji=False, force_terminal=False))
         text = buffer.getvalue()
     else:
-        text = {"json": render_json, "csv": render_csv, "html": render_html}[fmt](report)
+        text = page if page is not None else {"json": render_json, "csv": render_csv}[fmt](report)
         if target is None:
             print(text)
             return
@@ -381,7 +459,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout", type=_seconds, default=None, help="seconds per request (default: the study file's timeout_s)"
     )
+    run.add_argument(
+        "--serve",
+        action="store_true",
+        help="start the study's [models.NAME.serve] servers first (as `cotbridge serve`), stop them at the end",
+    )
     run.set_defaults(run=_run)
+
+    serve = sub.add_parser(
+        "serve",
+        help="start vLLM for every model of a study with a [models.NAME.serve] table; Ctrl-C stops them",
+        description="Starts one vLLM server per model with a [models.NAME.serve] table (flags from its family and "
+        "table, GPUs without overlap), waits for their /health, prints their URLs and writes them to "
+        "STUDY.servers.json, where `cotbridge run` finds them. Ctrl-C or SIGTERM stops every server.",
+    )
+    serve.add_argument("study", help="the study TOML file")
+    serve.add_argument("--dry-run", action="store_true", help="print the exact commands; start nothing")
+    serve.add_argument(
+        "--gpus", type=int, default=None, help="plan for a machine with this many GPUs (default: nvidia-smi -L)"
+    )
+    serve.set_defaults(run=_serve)
 
     report = sub.add_parser("report", help="consistency, accuracy and transfer tables of a results DB")
     report.add_argument("db")
