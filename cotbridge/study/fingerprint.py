@@ -55,16 +55,33 @@ def trial_fingerprint(
     problem: Problem,
 ) -> str:
     """A short digest of what decides one trial (see the module's docstring)."""
+    material = _material(config, evaluator, variant, condition, source, sample_index, _problem(problem))
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
+
+
+def _problem(problem: Problem) -> dict[str, Any]:
+    return {"prompt": problem.prompt, "gold": str(problem.gold)}
+
+
+def _material(
+    config: StudyConfig,
+    evaluator: str,
+    variant: Variant,
+    condition: Condition,
+    source: str,
+    sample_index: int,
+    problem: object,
+) -> dict[str, Any]:
+    """What a trial's fingerprint is the digest of."""
     study = config.study
-    material = {
+    return {
         "evaluator": _model(config, evaluator),
         "origin": _origin(config, condition, source, sample_index),
         "decoding": study.decoding.model_dump(mode="json"),
         "removal": study.filter_model if variant == Variant.WITHOUT_ANSWER else None,
         "retry_truncated": study.retry_truncated,
-        "problem": {"prompt": problem.prompt, "gold": str(problem.gold)},
+        "problem": problem,
     }
-    return hashlib.sha256(canonical_json(material).encode()).hexdigest()[:16]
 
 
 # Stands for the problem in the material's JSON, which is then cut around it (no config writes a NUL character).
@@ -95,21 +112,13 @@ class TrialFingerprints:
         if around is None:
             around = self._around[key] = self._cut(*key)
         head, tail = around
-        problem_json = canonical_json({"prompt": problem.prompt, "gold": str(problem.gold)}).encode()
+        problem_json = canonical_json(_problem(problem)).encode()
         return hashlib.sha256(head + problem_json + tail).hexdigest()[:16]
 
     def _cut(
         self, evaluator: str, variant: Variant, condition: Condition, source: str, sample_index: int
     ) -> tuple[bytes, bytes]:
-        study = self.config.study
-        material = {
-            "evaluator": _model(self.config, evaluator),
-            "origin": _origin(self.config, condition, source, sample_index),
-            "decoding": study.decoding.model_dump(mode="json"),
-            "removal": study.filter_model if variant == Variant.WITHOUT_ANSWER else None,
-            "retry_truncated": study.retry_truncated,
-            "problem": _PROBLEM,
-        }
+        material = _material(self.config, evaluator, variant, condition, source, sample_index, _PROBLEM)
         head, found, tail = canonical_json(material).partition(canonical_json(_PROBLEM))
         assert found and _PROBLEM not in tail, "the problem's placeholder appears once"
         return head.encode(), tail.encode()
