@@ -250,3 +250,30 @@ def test_switching_a_study_to_batch_mode_keeps_its_trials_fingerprints() -> None
         trial_fingerprint(config, "o3", Variant.FULL, Condition.EMPTY, "", 0, problem) for config in (live, batch)
     ]
     assert fingerprints[0] == fingerprints[1]
+
+
+async def test_a_batch_model_gets_a_phases_requests_in_one_job_whatever_its_concurrency(
+    faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    """The runner keeps a bounded number of a model's jobs in flight; for a batch model that bound is a job's size,
+    not its endpoint's concurrency, or a phase would be cut into many small jobs (each waited for apart)."""
+    study = f"""
+[study]
+name = "one-job"
+dataset = "builtin:arithmetic"
+sample = 12
+conditions = ["empty"]
+mode = "batch"
+
+[study.decoding]
+answer_max_tokens = 8
+
+[models.o3]
+model = "openai/o3"
+base_url = "{faults.base_url}"
+concurrency = 1
+batch_poll_s = 0.01
+"""
+    summary = await run_study(parse_study(study), tmp_path / "one-job.db")
+    assert not summary.failures and summary.trials == 12
+    assert faults.openai_batch.created == 1 and faults.total == 0

@@ -31,6 +31,7 @@ from cotbridge.cot.transfer import resolve_mode
 from cotbridge.datasets import load_dataset
 from cotbridge.errors import BudgetExceeded, ConfigError, CotbridgeError
 from cotbridge.options import EnsembleOptions
+from cotbridge.providers.batch import MAX_REQUESTS as BATCH_JOB_REQUESTS
 from cotbridge.providers.capabilities import greedy_text, provenance_text, thinking_text
 from cotbridge.providers.transport import public_url
 from cotbridge.records import Answer, Condition, Explanation, Problem, Variant
@@ -587,6 +588,8 @@ class StudyRunner:
         """How many of a model's jobs a phase runs at once: a few per request its endpoint lets in flight (per
         replica), so that the endpoint never waits for the runner."""
         section = self.config.models[name]
+        if section.batch:  # its requests wait together in a vendor's job: the bound is a job's size
+            return BATCH_JOB_REQUESTS
         replicas = len(section.base_url) if isinstance(section.base_url, list) else 1
         return JOBS_PER_SLOT * replicas * (section.max_concurrency or self.bridge.max_concurrency)
 
