@@ -1,4 +1,4 @@
-"""`cotbridge` terminal commands: a thin layer over the library that shows progress and tables with rich."""
+"""The `cotbridge` command: argparse and printing over the library (rich progress bars and tables)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from cotbridge.analysis.explorer import explorer_page
 from cotbridge.analysis.render import render_csv, render_json, render_table
 from cotbridge.analysis.report import build_report
 from cotbridge.cache import ResponseStore
+from cotbridge.cache.location import CACHE_DIR_ENV, default_cache_path
 from cotbridge.client import Bridge
 from cotbridge.client.probe import probe
 from cotbridge.cot import explain
@@ -48,13 +49,28 @@ from cotbridge.study.results import ResultsDB
 from cotbridge.study.runner import Progress as StudyProgress
 
 DEFAULT_MODEL = "local/smollm2-135m"
-DEFAULT_CACHE = "cotbridge-cache.db"
 ASK_TIMEOUT_S = 120.0
 CHECK_TIMEOUT_S = 30.0
 # Text from users, files and servers is printed as is: markup is escaped where it is written (rich.markup.escape
 # or Text), and ":name:" is never turned into an emoji.
 console = Console(emoji=False)
 errors = Console(stderr=True, emoji=False)
+
+
+USER_GUIDE = """\
+cotbridge studies whether a reasoning model's chain of thought (CoT) carries
+over to other models. It collects CoTs, gives each one to the other models (as
+is, with its answer sentences removed, or as a sentence-level ensemble of
+several models' CoTs), and reports how often the models then agree and how
+often they are right. Open models run on vLLM or any OpenAI-compatible server,
+closed ones through their vendors' APIs. Every response is cached in SQLite: a
+study resumes where it stopped, and a rerun costs nothing.
+
+Start with `cotbridge demo`: two small models that run on this machine (no GPU,
+no API key). Then copy a study file from examples/ and `cotbridge run` it."""
+READ_MORE = """\
+`cotbridge COMMAND --help` tells more about each command. The README covers
+study files, models and providers, caching, reports, and scaling out."""
 
 
 def _fail(message: object) -> None:
@@ -70,8 +86,19 @@ def _question(question: str, fmt: ThinkingFormat) -> Problem:
     return Problem(id="ask", dataset="ask", prompt=messages, gold=None, checker=lambda text: Score(None, None, None))
 
 
+def _ask_cache(args: argparse.Namespace) -> str | None:
+    """The cache `ask` uses: none, the file given, or the user's default cache (its folder made on first use)."""
+    if args.no_cache:
+        return None
+    if args.cache is not None:
+        return str(args.cache)
+    path = default_cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 async def _ask(args: argparse.Namespace) -> int:
-    async with Bridge(cache=None if args.no_cache else args.cache, timeout_s=args.timeout) as bridge:
+    async with Bridge(cache=_ask_cache(args), timeout_s=args.timeout) as bridge:
         model = bridge.model(args.model, base_url=args.base_url, thinking_format=args.thinking_format)
         if args.thinking_format is None and model.thinking_format.name == "none":
             # A plain instruct model is given the think-tags channel, so that it reasons before it answers.
@@ -142,10 +169,12 @@ async def _models_check(args: argparse.Namespace) -> int:
 
 
 def _cache_stats(args: argparse.Namespace) -> int:
-    if not Path(args.db).is_file():
-        _fail(f"no cache file at {args.db}; pass the path you gave Bridge(cache=...)")
+    db = args.db or str(default_cache_path())
+    if not Path(db).is_file():
+        hint = "pass the path you gave Bridge(cache=...) or `ask --cache`" if args.db else "`cotbridge ask` makes it"
+        _fail(f"no cache file at {db}; {hint}")
         return 2
-    store = ResponseStore(args.db, read_only=True)
+    store = ResponseStore(db, read_only=True)
     try:
         stats = store.stats()
     finally:
@@ -409,15 +438,30 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cotbridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cotbridge",
+        description=USER_GUIDE,
+        epilog=READ_MORE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"cotbridge {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", title="commands (in the order a newcomer meets them)"
+    )
+
+    demo = sub.add_parser("demo", help="a small real study on the embedded local models, then its report")
+    demo.add_argument("--db", default="cotbridge-demo.db", help="results and cache DB (default cotbridge-demo.db)")
+    demo.set_defaults(run=_demo)
 
     ask = sub.add_parser("ask", help="ask one model a question; print its reasoning and answer")
     ask.add_argument("question")
     ask.add_argument("--model", default=DEFAULT_MODEL, help=f"provider/model-id (default {DEFAULT_MODEL})")
     ask.add_argument("--base-url", default=None)
-    ask.add_argument("--cache", default=DEFAULT_CACHE, help=f"SQLite cache file (default {DEFAULT_CACHE})")
+    ask.add_argument(
+        "--cache",
+        default=None,
+        help=f"SQLite cache file (default: {default_cache_path()}; ${CACHE_DIR_ENV} moves it)",
+    )
     ask.add_argument("--no-cache", action="store_true")
     ask.add_argument(
         "--max-tokens", type=_positive, default=256, help="token budget of the reasoning and of the answer"
@@ -427,26 +471,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--thinking-format", default=None, help="override the model family's (e.g. think-tags)")
     ask.set_defaults(run=lambda a: asyncio.run(_ask(a)))
-
-    models = sub.add_parser("models", help="inspect models").add_subparsers(dest="models_command", required=True)
-    check = models.add_parser("check", help="health, served model and capabilities of each model")
-    check.add_argument("models", nargs="+", metavar="MODEL")
-    check.add_argument(
-        "--base-url", action="append", default=None, help="the server's /v1 URL; give it once per replica"
-    )
-    check.add_argument(
-        "--timeout", type=_seconds, default=CHECK_TIMEOUT_S, help=f"seconds per request (default {CHECK_TIMEOUT_S:g})"
-    )
-    check.set_defaults(run=lambda a: asyncio.run(_models_check(a)))
-
-    cache = sub.add_parser("cache", help="inspect a response cache").add_subparsers(dest="cache_command", required=True)
-    stats = cache.add_parser("stats", help="entries, size and hit counts per model")
-    stats.add_argument("db")
-    stats.set_defaults(run=_cache_stats)
-
-    demo = sub.add_parser("demo", help="a small real study on the embedded local models, then its report")
-    demo.add_argument("--db", default="cotbridge-demo.db", help="results and cache DB (default cotbridge-demo.db)")
-    demo.set_defaults(run=_demo)
 
     run = sub.add_parser(
         "run",
@@ -466,6 +490,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=_run)
 
+    report = sub.add_parser("report", help="consistency, accuracy and transfer tables of a results DB")
+    report.add_argument("db")
+    report.add_argument("--study", default=None, help="which study in the DB (default: the latest)")
+    report.add_argument("--metric", choices=["paper", "strict"], default="strict")
+    report.add_argument("--format", choices=["table", "json", "csv", "html"], default="table")
+    report.add_argument(
+        "--out",
+        default=None,
+        help="write to this file instead of the terminal (replaced whole; its folder is created; never a database)",
+    )
+    report.set_defaults(run=_report)
+
+    importer = sub.add_parser(
+        "import", help="import another study's released outputs (the paper's: genex)"
+    ).add_subparsers(dest="import_command", required=True)
+    genex = importer.add_parser("genex", help="the paper's released MedCalc outputs (genex-medcalc folder)")
+    genex.add_argument("folder")
+    genex.add_argument("--db", required=True)
+    genex.add_argument("--study", default="genex")
+    genex.add_argument("--medcalc", default=None, help="MedCalc-Bench test_data.csv (default: beside the folder)")
+    genex.set_defaults(run=_import_genex)
+
+    models = sub.add_parser("models", help="check models: health, served model and capabilities").add_subparsers(
+        dest="models_command", required=True
+    )
+    check = models.add_parser("check", help="health, served model and capabilities of each model")
+    check.add_argument("models", nargs="+", metavar="MODEL")
+    check.add_argument(
+        "--base-url", action="append", default=None, help="the server's /v1 URL; give it once per replica"
+    )
+    check.add_argument(
+        "--timeout", type=_seconds, default=CHECK_TIMEOUT_S, help=f"seconds per request (default {CHECK_TIMEOUT_S:g})"
+    )
+    check.set_defaults(run=lambda a: asyncio.run(_models_check(a)))
+
     serve = sub.add_parser(
         "serve",
         help="start vLLM for every model of a study with a [models.NAME.serve] table; Ctrl-C stops them",
@@ -480,27 +539,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    report = sub.add_parser("report", help="consistency, accuracy and transfer tables of a results DB")
-    report.add_argument("db")
-    report.add_argument("--study", default=None, help="which study in the DB (default: the latest)")
-    report.add_argument("--metric", choices=["paper", "strict"], default="strict")
-    report.add_argument("--format", choices=["table", "json", "csv", "html"], default="table")
-    report.add_argument(
-        "--out",
-        default=None,
-        help="write to this file instead of the terminal (replaced whole; its folder is created; never a database)",
+    cache = sub.add_parser("cache", help="where the default cache is, and what a cache holds").add_subparsers(
+        dest="cache_command", required=True
     )
-    report.set_defaults(run=_report)
-
-    importer = sub.add_parser("import", help="import released outputs").add_subparsers(
-        dest="import_command", required=True
-    )
-    genex = importer.add_parser("genex", help="the paper's released MedCalc outputs (genex-medcalc folder)")
-    genex.add_argument("folder")
-    genex.add_argument("--db", required=True)
-    genex.add_argument("--study", default="genex")
-    genex.add_argument("--medcalc", default=None, help="MedCalc-Bench test_data.csv (default: beside the folder)")
-    genex.set_defaults(run=_import_genex)
+    stats = cache.add_parser("stats", help="entries, size and hit counts per model")
+    stats.add_argument("db", nargs="?", default=None, help="the cache file (default: the one `cotbridge ask` uses)")
+    stats.set_defaults(run=_cache_stats)
+    where = cache.add_parser("path", help="print the default cache file (the one `cotbridge ask` uses)")
+    where.set_defaults(run=lambda a: print(default_cache_path()) or 0)
     return parser
 
 

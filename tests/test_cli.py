@@ -22,13 +22,16 @@ from tests.fault_server import FaultServer
 CLI = [sys.executable, "-m", "cotbridge.cli"]
 
 
-def run(*args: str, timeout: float = 180, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, timeout: float = 180, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         env={**os.environ, "COLUMNS": "120", **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -50,6 +53,39 @@ def test_ask_the_embedded_model_then_from_cache(tmp_path: Path) -> None:
     assert f"0 request(s), {sent[1]} cache hit(s)" in second.stdout, "a rerun is served from the cache"
     stats = run("cache", "stats", str(db))
     assert stats.returncode == 0 and "smollm2-135m" in stats.stdout and f"{sent[1]} hits" in stats.stdout
+
+
+def test_ask_keeps_its_default_cache_in_the_user_cache_dir(tmp_path: Path) -> None:
+    if _have_local_model():
+        pytest.skip(_have_local_model() or "")
+    work, caches = tmp_path / "work", tmp_path / "caches"
+    work.mkdir()
+    env = {"COTBRIDGE_CACHE_DIR": str(caches)}
+    first = run("ask", "What is 2 + 3?", "--max-tokens", "16", env=env, cwd=work)
+    assert first.returncode == 0, first.stderr
+    assert list(work.iterdir()) == [], "nothing is left in the folder ask was run from"
+    assert (caches / "cache.db").is_file()
+    assert run("cache", "path", env=env).stdout.strip() == str(caches / "cache.db")
+    stats = run("cache", "stats", env=env)
+    assert stats.returncode == 0 and "smollm2-135m" in stats.stdout, "cache stats finds the default cache"
+
+
+def test_the_default_cache_follows_the_platform_cache_dir(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COTBRIDGE_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    where = subprocess.run([*CLI, "cache", "path"], capture_output=True, text=True, env=env, timeout=60)
+    assert where.stdout.strip() == str(tmp_path / "xdg" / "cotbridge" / "cache.db")
+    missing = subprocess.run([*CLI, "cache", "stats"], capture_output=True, text=True, env=env, timeout=60)
+    assert missing.returncode == 2 and "`cotbridge ask` makes it" in missing.stderr
+
+
+def test_top_level_help_speaks_to_users() -> None:
+    text = run("--help", env={"COLUMNS": "80"}).stdout
+    assert "chain of thought" in text and "cotbridge demo" in text and "README" in text
+    listed = re.findall(r"^    (\w+) ", text, flags=re.MULTILINE)
+    assert listed[:4] == ["demo", "ask", "run", "report"], listed
+    assert "layer" not in text.lower()
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_models_check_reports_capabilities(llama_server: str) -> None:
