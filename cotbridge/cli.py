@@ -45,6 +45,7 @@ from cotbridge.serving.plan import GPU_COUNT_ENV
 from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
 from cotbridge.study.files import checked_report_path, removed_if_left_empty, write_atomically
 from cotbridge.study.importers import import_genex
+from cotbridge.study.ratings import read_ratings
 from cotbridge.study.results import ResultsDB
 from cotbridge.study.runner import Progress as StudyProgress
 
@@ -196,6 +197,11 @@ def _cache_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_path(args: argparse.Namespace) -> int:
+    console.print(Text(str(default_cache_path())), soft_wrap=True)
+    return 0
+
+
 class ProgressView:
     """Rich progress for a study run: one bar per phase, with per-model counts of done, cached and failed."""
 
@@ -206,12 +212,7 @@ class ProgressView:
 
     def __call__(self, event: StudyProgress) -> None:
         if event.plan is not None:
-            table = Table(title="plan", box=box.SIMPLE_HEAD)
-            for column in event.plan[0] if event.plan else ():
-                table.add_column(escape(str(column)))
-            for row in event.plan:
-                table.add_row(*(Text(str(value)) for value in row.values()))
-            self.progress.console.print(table)
+            self._print_plan(event.plan)
             return
         if event.total is not None:
             self.tasks[event.phase] = self.progress.add_task(event.phase, total=event.total)
@@ -229,6 +230,26 @@ class ProgressView:
             for name, (done, cached, failed) in self.counts[event.phase].items()
         )
         self.progress.update(task, advance=event.done, description=f"{escape(event.phase)}: {models}")
+
+    # A plan column per model needs about this many characters to stay legible (longer values fold).
+    PLAN_COLUMN = 24
+
+    def _print_plan(self, plan: list[dict[str, str]]) -> None:
+        """The plan turned on its side: a row per field, a column per model, so ten fields fit 80 columns; more
+        models than fit side by side make several tables."""
+        console = self.progress.console
+        fields = list(plan[0]) if plan else []
+        per_table = max(1, (console.width - 20) // self.PLAN_COLUMN)
+        for start in range(0, len(plan), per_table):
+            models = plan[start : start + per_table]
+            table = Table(title="plan" if start == 0 else None, box=box.SIMPLE_HEAD, pad_edge=False)
+            table.add_column("", style="dim", no_wrap=True)
+            for row in models:
+                table.add_column(Text(str(row.get("name", ""))), overflow="fold")
+            for name in fields:
+                if name != "name":
+                    table.add_row(escape(name), *(Text(str(row.get(name, ""))) for row in models))
+            console.print(table)
 
 
 def _run_study(config: StudyConfig, db: str, problems: list[Problem] | None = None) -> RunSummary:
@@ -338,12 +359,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _show_report(
-    db: str, study: str | None, metric: str, fmt: str = "table", out: str | None = None, *, read_only: bool = False
+    db: str,
+    study: str | None,
+    metric: str,
+    fmt: str = "table",
+    out: str | None = None,
+    *,
+    read_only: bool = False,
+    ratings: str | None = None,
 ) -> None:
     target = checked_report_path(out, db) if out is not None else None
+    given = read_ratings(ratings) if ratings is not None else None  # a bad CSV is named before any work
     results = ResultsDB(db, read_only=read_only)
     try:
-        report = build_report(results, study, metric)  # type: ignore[arg-type]
+        report = build_report(results, study, metric, ratings=given)  # type: ignore[arg-type]
         # The explorer reads the trials and CoTs behind the numbers too, so it is made while the DB is open.
         page = explorer_page(results, report) if fmt == "html" else None
     finally:
@@ -387,7 +416,7 @@ def _report(args: argparse.Namespace) -> int:
     if not Path(args.db).is_file():
         _fail(f"no results DB at {args.db}; run a study or `cotbridge import genex` first")
         return 2
-    _show_report(args.db, args.study, args.metric, args.format, args.out, read_only=True)
+    _show_report(args.db, args.study, args.metric, args.format, args.out, read_only=True, ratings=args.ratings)
     return 0
 
 
@@ -411,6 +440,8 @@ def _import_genex(args: argparse.Namespace) -> int:
         f"imported {summary.files} files: {summary.trials} trials ({summary.crashed} crashed transfer rows kept as "
         f"missing answers), {summary.explanations} source answers; evaluators: {escape(', '.join(summary.evaluators))}"
     )
+    if summary.ratings:
+        console.print(f"{summary.ratings} human ratings of the user study (the report sets them against consistency)")
     console.print(f"now: cotbridge report {escape(args.db)} --metric paper")
     return 0
 
@@ -435,6 +466,45 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
     return value
+
+
+def _add_tool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands a user meets later: checking models, serving them, and the cache."""
+    models = sub.add_parser("models", help="check models: health, served model and capabilities").add_subparsers(
+        dest="models_command", required=True
+    )
+    check = models.add_parser("check", help="health, served model and capabilities of each model")
+    check.add_argument("models", nargs="+", metavar="MODEL")
+    check.add_argument(
+        "--base-url", action="append", default=None, help="the server's /v1 URL; give it once per replica"
+    )
+    check.add_argument(
+        "--timeout", type=_seconds, default=CHECK_TIMEOUT_S, help=f"seconds per request (default {CHECK_TIMEOUT_S:g})"
+    )
+    check.set_defaults(run=lambda a: asyncio.run(_models_check(a)))
+
+    serve = sub.add_parser(
+        "serve",
+        help="start vLLM for every model of a study with a [models.NAME.serve] table; Ctrl-C stops them",
+        description="Starts one vLLM server per model with a [models.NAME.serve] table (flags from its family and "
+        "table, GPUs without overlap), waits for their /health, prints their URLs and writes them to "
+        "STUDY.servers.json, where `cotbridge run` finds them. Ctrl-C or SIGTERM stops every server.",
+    )
+    serve.add_argument("study", help="the study TOML file")
+    serve.add_argument("--dry-run", action="store_true", help="print the exact commands; start nothing")
+    serve.add_argument(
+        "--gpus", type=int, default=None, help="plan for a machine with this many GPUs (default: nvidia-smi -L)"
+    )
+    serve.set_defaults(run=_serve)
+
+    cache = sub.add_parser("cache", help="where the default cache is, and what a cache holds").add_subparsers(
+        dest="cache_command", required=True
+    )
+    stats = cache.add_parser("stats", help="entries, size and hit counts per model")
+    stats.add_argument("db", nargs="?", default=None, help="the cache file (default: the one `cotbridge ask` uses)")
+    stats.set_defaults(run=_cache_stats)
+    where = cache.add_parser("path", help="print the default cache file (the one `cotbridge ask` uses)")
+    where.set_defaults(run=_cache_path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -500,6 +570,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write to this file instead of the terminal (replaced whole; its folder is created; never a database)",
     )
+    report.add_argument(
+        "--ratings",
+        default=None,
+        metavar="CSV",
+        help="human ratings to set against consistency (columns model_label, value; criterion optional; a label is "
+        "a transfer source's or an ensemble's alias); default: the ratings stored with the study",
+    )
     report.set_defaults(run=_report)
 
     importer = sub.add_parser(
@@ -512,41 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     genex.add_argument("--medcalc", default=None, help="MedCalc-Bench test_data.csv (default: beside the folder)")
     genex.set_defaults(run=_import_genex)
 
-    models = sub.add_parser("models", help="check models: health, served model and capabilities").add_subparsers(
-        dest="models_command", required=True
-    )
-    check = models.add_parser("check", help="health, served model and capabilities of each model")
-    check.add_argument("models", nargs="+", metavar="MODEL")
-    check.add_argument(
-        "--base-url", action="append", default=None, help="the server's /v1 URL; give it once per replica"
-    )
-    check.add_argument(
-        "--timeout", type=_seconds, default=CHECK_TIMEOUT_S, help=f"seconds per request (default {CHECK_TIMEOUT_S:g})"
-    )
-    check.set_defaults(run=lambda a: asyncio.run(_models_check(a)))
-
-    serve = sub.add_parser(
-        "serve",
-        help="start vLLM for every model of a study with a [models.NAME.serve] table; Ctrl-C stops them",
-        description="Starts one vLLM server per model with a [models.NAME.serve] table (flags from its family and "
-        "table, GPUs without overlap), waits for their /health, prints their URLs and writes them to "
-        "STUDY.servers.json, where `cotbridge run` finds them. Ctrl-C or SIGTERM stops every server.",
-    )
-    serve.add_argument("study", help="the study TOML file")
-    serve.add_argument("--dry-run", action="store_true", help="print the exact commands; start nothing")
-    serve.add_argument(
-        "--gpus", type=int, default=None, help="plan for a machine with this many GPUs (default: nvidia-smi -L)"
-    )
-    serve.set_defaults(run=_serve)
-
-    cache = sub.add_parser("cache", help="where the default cache is, and what a cache holds").add_subparsers(
-        dest="cache_command", required=True
-    )
-    stats = cache.add_parser("stats", help="entries, size and hit counts per model")
-    stats.add_argument("db", nargs="?", default=None, help="the cache file (default: the one `cotbridge ask` uses)")
-    stats.set_defaults(run=_cache_stats)
-    where = cache.add_parser("path", help="print the default cache file (the one `cotbridge ask` uses)")
-    where.set_defaults(run=lambda a: print(default_cache_path()) or 0)
+    _add_tool_commands(sub)
     return parser
 
 

@@ -156,6 +156,31 @@ async def test_a_killed_run_polls_its_stored_job_and_never_resubmits(
     assert BatchJobStore(db).jobs()[0]["status"] in ("completed", "ended")
 
 
+async def test_each_sample_has_its_own_batch_item_and_more_samples_later_are_new_items(
+    faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    imitation = faults.openai_batch
+    imitation.jobs.clear()
+    db = tmp_path / "cache.db"
+    async with Bridge(cache=db) as bridge:
+        two = await bridge.model("openai/o3", base_url=faults.base_url, **FAST).chat(
+            ask(1), max_tokens=64, temperature=1.0, n=2
+        )
+    assert len(two) == 2 and imitation.created == 1
+    first_ids = [line["custom_id"] for job in imitation.jobs.values() for line in job.lines]
+    assert [i.rsplit("-", 1)[1] for i in sorted(first_ids)] == ["0", "1"]
+    async with Bridge(cache=db) as bridge:  # a third sample later: its own item, never sample 0's stored result
+        three = await bridge.model("openai/o3", base_url=faults.base_url, **FAST).chat(
+            ask(1), max_tokens=64, temperature=1.0, n=3
+        )
+    assert [c.cached for c in three] == [True, True, False]
+    assert imitation.created == 2
+    later = [
+        line["custom_id"] for job in imitation.jobs.values() for line in job.lines if line["custom_id"] not in first_ids
+    ]
+    assert len(later) == 1 and later[0].endswith("-2") and later[0].rsplit("-", 1)[0] == first_ids[0].rsplit("-", 1)[0]
+
+
 async def test_batch_models_pay_the_batch_price(faults: FaultServer, keys: None) -> None:
     async with Bridge(budget_usd=5.0) as bridge:
         live = bridge.model("openai/gpt-5-mini", base_url=faults.base_url)

@@ -299,14 +299,15 @@ class RequestPipeline:
         return [[i] for i in indices]
 
     async def _fetch_uncached(
-        self, op: str, body: dict[str, Any], n: int, compute: Compute | None
+        self, op: str, body: dict[str, Any], n: int, compute: Compute | None, first: int = 0
     ) -> list[SampleResult]:
-        """n samples with the cache off: one network call, or one per sample (see `_sample_batches`)."""
-        if len(batches := self._sample_batches(list(range(n)))) > 1:
-            parts = await asyncio.gather(*(self._fetch_uncached(op, body, 1, compute) for _ in batches))
+        """n samples (from sample `first` on) with the cache off: one network call, or one per sample (see
+        `_sample_batches`)."""
+        if len(batches := self._sample_batches(list(range(first, first + n)))) > 1:
+            parts = await asyncio.gather(*(self._fetch_uncached(op, body, 1, compute, batch[0]) for batch in batches))
             return [result for part in parts for result in part]
         started = time.perf_counter()
-        response = await self._send(op, body, n, compute)
+        response = await self._send(op, body, n, compute, first)
         latency = time.perf_counter() - started
         return [SampleResult.fresh(r, latency) for r in self._split_samples(response, n, compute is not None)]
 
@@ -321,7 +322,7 @@ class RequestPipeline:
     ) -> list[SampleResult]:
         """One network call for the given samples; each good sample is committed before anyone sees it."""
         started = time.perf_counter()
-        response = await self._send(op, body, len(indices), compute)
+        response = await self._send(op, body, len(indices), compute, indices[0])
         latency = time.perf_counter() - started
         per_sample = self._split_samples(response, len(indices), compute is not None)
         results = [SampleResult.fresh(resp, latency) for resp in per_sample]
@@ -345,11 +346,17 @@ class RequestPipeline:
             self._key_functions[op] = key_of
         return key_of
 
-    def _send(self, op: str, body: dict[str, Any], count: int, compute: Compute | None) -> Awaitable[dict[str, Any]]:
-        """The awaitable of one network call for `count` samples (plain function: no extra coroutine frame)."""
+    def _send(
+        self, op: str, body: dict[str, Any], count: int, compute: Compute | None, first: int = 0
+    ) -> Awaitable[dict[str, Any]]:
+        """The awaitable of one network call for `count` samples from sample `first` on (plain function: no extra
+        coroutine frame). A later sample of an API without `n` goes through `chat_sample`, so a provider that must
+        tell samples apart (a batch job's item ids) can."""
         if compute is not None:
             return compute()
         call = self.provider.chat if op == "chat" else self.provider.completions
+        if first and op == "chat":
+            call = partial(self.provider.chat_sample, sample_index=first)
         if count > 1:
             body = {**body, "n": count}
         if self.budget is not None or self.limiter is not None:

@@ -41,6 +41,8 @@ class Provider(Protocol):
 
     def chat(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]: ...
 
+    def chat_sample(self, body: dict[str, Any], sample_index: int) -> Awaitable[dict[str, Any]]: ...
+
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]: ...
 
     def sent_body(self, op: str, body: dict[str, Any]) -> dict[str, Any]: ...
@@ -81,6 +83,11 @@ class BaseProvider:
 
     def chat(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         raise UnsupportedOperation(f"{self.model_name}: {self.name} has no chat endpoint")
+
+    def chat_sample(self, body: dict[str, Any], sample_index: int) -> Awaitable[dict[str, Any]]:
+        """Sample `sample_index` (above 0) of a request whose API has no `n`: the same request again, which a live
+        server answers anew. A provider that must tell the samples apart itself (a batch job's ids) overrides it."""
+        return self.chat(body)
 
     def completions(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
         raise UnsupportedOperation(f"{self.model_name}: {self.name} has no text completions endpoint; use chat")

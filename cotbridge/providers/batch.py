@@ -7,10 +7,11 @@ call fills, and live and batch runs share the cache. Its `chat` collects request
 `QUIET_S` (a study starts all requests of a phase at once) or a job is full (`MAX_REQUESTS`, `MAX_JOB_BYTES`),
 submits them as one job, stores the job's id with the requests it holds (a `BatchLedger`: the cache file), polls
 with backoff from `poll_s` (doubling up to `MAX_POLL_S`), and hands each caller its result. Each request's
-`custom_id` is a hash of the request as sent (and how many times this process asked it, so samples of one request
-differ), so a run started again after a kill finds the job holding its request and polls it: a stored job is never
-submitted twice. A request without a result (errored, expired, a job the vendor refused or failed) is sent live,
-and the run's notes (`BridgeStats.notes`) say how many and why.
+`custom_id` is a hash of the request as sent and its sample index (the request pipeline passes it through
+`chat_sample`), so a run started again after a kill, or with more samples, finds the job holding that very sample
+and polls it: a stored job is never submitted twice, and one sample's result never answers another. A request
+without a result (errored, expired, a job the vendor refused or failed) is sent live, and the run's notes
+(`BridgeStats.notes`) say how many and why.
 
 Vendors: `batch_openai.py` (OpenAI's Batch API over /v1/responses), `batch_anthropic.py` (Message Batches).
 """
@@ -103,7 +104,6 @@ class BatchProvider(BaseProvider):
         self.chat_adds_special = inner.chat_adds_special
         # job id -> (status, done, total), for whoever shows progress
         self.progress: dict[str, tuple[str, int, int]] = {}
-        self._asked: Counter[str] = Counter()
         self._collecting = _Collecting()
         self._collector: asyncio.Task[None] | None = None
         self._job_of: dict[str, str] = {}
@@ -158,15 +158,18 @@ class BatchProvider(BaseProvider):
     # -- batch mode -----------------------------------------------------------------------------------------------
 
     def chat(self, body: dict[str, Any]) -> Awaitable[dict[str, Any]]:
-        """The request in the next batch job (shaped now, so what the vendor cannot take is refused at once)."""
-        request = self.inner.shape(body)
-        return self._chat(body, request)
+        """The request's first sample in the next batch job (see `chat_sample`)."""
+        return self.chat_sample(body, 0)
 
-    async def _chat(self, body: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    def chat_sample(self, body: dict[str, Any], sample_index: int) -> Awaitable[dict[str, Any]]:
+        """The request's sample `sample_index` in the next batch job (shaped now, so what the vendor cannot take is
+        refused at once)."""
+        request = self.inner.shape(body)
+        return self._chat(body, request, sample_index)
+
+    async def _chat(self, body: dict[str, Any], request: dict[str, Any], sample_index: int) -> dict[str, Any]:
         digest = hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-        digest = digest[:40]
-        custom_id = f"cb-{digest}-{self._asked[digest]}"
-        self._asked[digest] += 1
+        custom_id = f"cb-{digest[:40]}-{sample_index}"
         outcome = await self._outcome(custom_id, request)
         if isinstance(outcome, dict):
             try:
@@ -190,6 +193,8 @@ class BatchProvider(BaseProvider):
 
     def _enqueue(self, custom_id: str, request: dict[str, Any]) -> asyncio.Future[tuple[str | None, str]]:
         collecting = self._collecting
+        if custom_id in collecting.requests:  # the same sample asked twice at once (no cache to share it): one item
+            return collecting.requests[custom_id][1]
         future: asyncio.Future[tuple[str | None, str]] = asyncio.get_running_loop().create_future()
         collecting.requests[custom_id] = (request, future)
         collecting.size += len(json.dumps(request))
