@@ -11,7 +11,9 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -30,6 +32,7 @@ from cotbridge.analysis.explorer import explorer_page
 from cotbridge.analysis.render import render_csv, render_json, render_table
 from cotbridge.analysis.report import build_report
 from cotbridge.cache import ResponseStore
+from cotbridge.cache.batch_jobs import batch_jobs_of
 from cotbridge.cache.location import CACHE_DIR_ENV, default_cache_path
 from cotbridge.client import Bridge
 from cotbridge.client.probe import probe
@@ -260,7 +263,42 @@ def _run_study(config: StudyConfig, db: str, problems: list[Problem] | None = No
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        return asyncio.run(run_study(config, db, on_progress=ProgressView(progress), problems=problems))
+        watching = _watch_batch_jobs(progress, db) if any(m.batch for m in config.models.values()) else None
+        with watching or contextlib.nullcontext():
+            return asyncio.run(run_study(config, db, on_progress=ProgressView(progress), problems=problems))
+
+
+BATCH_WATCH_S = 2.0  # how often the batch line reads the jobs' statuses
+
+
+@contextlib.contextmanager
+def _watch_batch_jobs(progress: Progress, db: str) -> Iterator[None]:
+    """A progress line for a study with batch models: its jobs at the vendors and their last known status, read
+    from the results DB (where the run records them as it polls), so hours of waiting do not look like a hang."""
+    task = progress.add_task("batch jobs: none sent yet", total=None)
+    stop = threading.Event()
+
+    def show() -> None:
+        with contextlib.suppress(CotbridgeError, sqlite3.Error):
+            jobs = batch_jobs_of(db)
+            if jobs:
+                states = Counter(str(job["status"]) for job in jobs)
+                requests = sum(int(str(job["requests"])) for job in jobs)
+                listed = ", ".join(f"{n} {status}" for status, n in states.most_common())
+                progress.update(task, description=f"batch jobs: {len(jobs)} ({listed}), {requests} requests")
+
+    def watch() -> None:
+        while not stop.wait(BATCH_WATCH_S):
+            show()
+
+    watcher = threading.Thread(target=watch, name="batch-jobs-line", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        show()  # the jobs as the run left them
 
 
 def _print_summary(summary: RunSummary, db: str) -> None:

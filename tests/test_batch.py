@@ -264,6 +264,21 @@ async def test_a_study_in_batch_mode_and_its_live_rerun_share_the_cache(
     assert faults.total == 0 and faults.openai_batch.created == 0  # every answer came from the cache
 
 
+def test_cotbridge_run_shows_a_line_for_the_batch_jobs(faults: FaultServer, keys: None, tmp_path: Path) -> None:
+    claude = f'model = "anthropic/claude-3-7-sonnet-latest"\nbase_url = "{faults.root_url}"\nbatch_poll_s = 0.01'
+    study = tmp_path / "batchy.toml"
+    study.write_text(_study("batch", claude, faults.base_url), encoding="utf-8")
+    env = {**os.environ, "OPENAI_API_KEY": SECRET, "ANTHROPIC_API_KEY": SECRET, "COLUMNS": "120"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "cotbridge.cli", "run", str(study)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    created = faults.openai_batch.created + faults.anthropic_batch.created
+    line = next(line for line in shown.stdout.splitlines() if "batch jobs:" in line)
+    assert f"batch jobs: {created} (" in line and "completed" in line and "requests" in line, line
+    assert SECRET not in shown.stdout + shown.stderr
+
+
 def test_switching_a_study_to_batch_mode_keeps_its_trials_fingerprints() -> None:
     """A batch job answers what a live call would: a study switched to batch mode redoes none of its trials."""
     live = parse_study(_study("live", 'model = "vllm/Qwen/QwQ-32B"'))

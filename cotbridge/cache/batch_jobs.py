@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from cotbridge.cache.sqlite import Migration, database_error, open_database, write_transaction
+from cotbridge.cache.sqlite import Migration, connect, database_error, open_database, write_transaction
 from cotbridge.errors import ConfigError
 
 WHAT = "cache file"
@@ -130,3 +130,22 @@ class BatchJobStore:
         if not self._closed:
             self._closed = True
             self._conn.close()
+
+
+def batch_jobs_of(path: str | Path) -> list[dict[str, object]]:
+    """The batch jobs recorded in a cache file, newest first, read without writing anything (a run in another
+    thread or process may be writing it): none when the file or its job table does not exist yet."""
+    if not Path(path).is_file():
+        return []
+    conn = connect(str(path), WHAT, read_only=True)
+    try:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute(
+            "SELECT job_id, provider, model, status, requests, created_at, updated_at FROM batch_jobs"
+            " ORDER BY created_at DESC"
+        ).fetchall()
+    except sqlite3.OperationalError:  # no batch model has opened the file yet: no table
+        return []
+    finally:
+        conn.close()
+    return [dict(row) for row in rows]
