@@ -176,6 +176,29 @@ async def test_responses_finishing_together_share_one_transaction(tmp_path: Path
     store.close()
 
 
+async def test_a_group_commit_of_odd_size_stores_every_row_once_as_it_came(tmp_path: Path) -> None:
+    # 77 rows: multi-row INSERTs of 32, 32, 8, 4 and 1; a key twice in one group keeps its first row, and a response
+    # with non-ASCII text, NaN log-probs and a big integer reads back equal to what was stored.
+    store = ResponseStore(tmp_path / "c.db")
+    records = [store_record(i) for i in range(76)] + [store_record(5)]
+    records[-1].content = "second"
+    odd = {"a": "é ✓ 𝄞", "big": 10**30, "nested": [1.5, None, True]}
+    records[3] = ResponseRecord("k3", "chat", "p", "e", "m", 0, {"q": 3}, odd, 0.1, logprobs={"lp": float("nan")})
+    committed = [store.put_soon([record]) for record in records]
+    for future in committed:
+        assert future is not None
+        await future
+    conn = sqlite3.connect(tmp_path / "c.db")
+    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM responses").fetchone() == (76, 76)
+    assert conn.execute("SELECT content FROM responses WHERE key = 'k5'").fetchone() == ("c5",)
+    conn.close()
+    hit = store.get("k3")
+    assert hit is not None and json.loads(hit.response) == odd
+    assert hit.logprobs is not None and json.loads(hit.logprobs)["lp"] != json.loads(hit.logprobs)["lp"]  # NaN
+    assert store.get("k75") is not None and store.get("k76") is None
+    store.close()
+
+
 async def test_a_failed_group_commit_reaches_every_caller(tmp_path: Path) -> None:
     store = ResponseStore(tmp_path / "c.db")
     other = sqlite3.connect(tmp_path / "c.db")

@@ -141,3 +141,17 @@ async def test_closing_one_provider_leaves_the_shared_endpoint_to_the_bridge(fau
             "the other model's request on the shared connection must go on untouched"
         )
     faults.slow_s = 0.05
+
+
+async def test_request_bodies_reach_the_server_as_sent_whatever_their_text(faults: FaultServer) -> None:
+    # Bodies are encoded by pydantic-core (compact UTF-8); a lone surrogate, which it refuses, falls back to the
+    # standard library's escapes: both arrive as the same JSON values.
+    texts = ["What is 2 + 2? é ✓ 𝄞", "half a pair: \ud800"]
+    async with Bridge(cache=None) as bridge:
+        model = bridge.model("openai-compatible/m", base_url=faults.base_url)
+        before = len(faults.bodies)
+        for text in texts:
+            assert (await model.chat([{"role": "user", "content": text}], temperature=0.5)).text
+    sent = faults.bodies[before:]
+    assert [body["messages"][0]["content"] for body in sent] == texts
+    assert all(body["temperature"] == 0.5 and body["model"] == "m" for body in sent)

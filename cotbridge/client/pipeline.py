@@ -176,32 +176,38 @@ class RequestPipeline:
         if self.closed:
             self._refuse_closed()
         store = self.store
-        encoded = None
+        encoded = key = None
         if store is not None and n == 1:
             encoded = canonical_json(self.provider.sent_body(op, body))
-            hit = store.get(self._key_function(op)(encoded, 0), self._stats_key)
+            key = self._key_function(op)(encoded, 0)
+            hit = store.get(key, self._stats_key)
             if hit is not None:
                 self.stats.cache_hits += 1
                 done: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
                 done.set_result(self._completion(SampleResult.from_cache(hit), 0, prefill, op == "chat"))
                 return done
-        return self._submit_rest(op, body, n, prefill, encoded)
+        return self._submit_rest(op, body, n, prefill, encoded, key)
 
     async def _submit_rest(
-        self, op: str, body: dict[str, Any], n: int, prefill: str | None, looked_up: str | None
+        self,
+        op: str,
+        body: dict[str, Any],
+        n: int,
+        prefill: str | None,
+        looked_up: str | None,
+        looked_up_key: str | None = None,
     ) -> Completion | list[Completion]:
         """Everything the fast path did not answer. `looked_up`: the body's canonical JSON when sample 0 was already
-        looked up and not found."""
+        looked up (under `looked_up_key`) and not found."""
         if self.store is None and self._started and (n == 1 or self.provider.capabilities.n_samples):
             # Cache off: straight to the transport, one coroutine frame fewer on every resumption.
             started = time.perf_counter()
             response = await self._send(op, body, n, None)
             latency = time.perf_counter() - started
             results = [SampleResult.fresh(r, latency) for r in self._split_samples(response, n, False)]
-        elif looked_up is not None and n == 1 and self._started:
+        elif looked_up_key is not None and looked_up is not None and n == 1 and self._started:
             # One sample, looked up and missed: fetch it without `results`' frames (what `results` would do).
-            key = self._key_function(op)(looked_up, 0)
-            results = await self._fetch_or_join(op, body, [0], [key], None, looked_up)
+            results = await self._fetch_or_join(op, body, [0], [looked_up_key], None, looked_up)
         else:
             results = await self.results(op, body, n, looked_up=looked_up)
         chat = op == "chat"

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from pydantic_core import to_json
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -69,6 +70,15 @@ class TransientFailure(Exception):
         return type(error)(
             error.detail, model=error.model, endpoint=error.endpoint, status=error.status, attempts=attempts
         )
+
+
+def request_json(body: Any) -> str:
+    """A request body as JSON text: pydantic-core's encoder (compact UTF-8, several times faster than `json.dumps` on
+    a chat body), the standard library's for what it refuses (a lone surrogate, an unknown type)."""
+    try:
+        return to_json(body).decode()
+    except ValueError:
+        return json.dumps(body)
 
 
 def public_url(url: str) -> str:
@@ -144,6 +154,7 @@ class Endpoint:
                 connector=aiohttp.TCPConnector(limit=self.max_concurrency, limit_per_host=0),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 headers=headers,
+                json_serialize=request_json,
             )
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         return self._session
