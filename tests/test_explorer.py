@@ -430,6 +430,13 @@ async def test_the_papers_release_opens_quickly_and_every_cot_is_reachable(brows
     assert seconds < GENEX_OPEN_S
     assert size < 5e6
     await shoot(browser, "explorer-genex-overview")
+    # The release's models by their aliases, and the user study's ratings beside consistency (n = 4, said to be few).
+    labels = await browser.js(
+        "[...document.querySelectorAll('#chart-consistency text.label')].map(t => t.firstChild.data)"
+    )
+    assert {"transfer:QwQ", "transfer:NRR", "ensemble:QwQ+DAPO/OSS"} <= set(labels), labels
+    assert await browser.js(_count("#ratings tbody tr")) == 4
+    assert "too few for a correlation" in await browser.js("document.body.textContent")
     # Every problem is listed, and every stored CoT is on its problem's page.
     await browser.click("#all-problems")
     await browser.wait_for(_view("problems"))

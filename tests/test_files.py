@@ -176,7 +176,7 @@ def test_report_reads_a_read_only_db_and_run_says_it_cannot_write(tmp_path: Path
     study.write_text(STUDY.format(model="openai-compatible/x"))
     with read_only(db):
         report = run("report", str(db))
-        assert report.returncode == 0 and "empty/full" in report.stdout, report.stderr
+        assert report.returncode == 0 and "empty full" in report.stdout, report.stderr
         result = run("run", str(study), "--db", str(db))
     assert result.returncode == 2 and "read-only" in result.stderr and "Traceback" not in result.stderr
 
@@ -243,7 +243,7 @@ def test_report_out_is_written_whole_into_a_new_folder(tmp_path: Path) -> None:
     assert '"study": "s"' in out.read_text()
     out.write_text("an older, longer report " * 1000)
     assert run("report", str(db), "--out", str(out)).returncode == 0
-    assert "empty/full" in out.read_text() and "older" not in out.read_text()
+    assert "empty full" in out.read_text() and "older" not in out.read_text()
     assert [p.name for p in out.parent.iterdir()] == ["r.json"]  # no temporary file left
 
 

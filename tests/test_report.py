@@ -147,6 +147,8 @@ def test_build_report(results: ResultsDB) -> None:
         "sources": ["b"],
         "targets": ["a", "b"],
         "values": [[0.5, 0.25]],
+        "source_aliases": ["b"],
+        "target_aliases": ["a", "b"],
     }
     assert report.matrix["without_answer"]["sources"] == ["a"]
     mix = report.ensembles["mix"]
@@ -174,7 +176,7 @@ def test_renderers(results: ResultsDB) -> None:
     console = Console(record=True, width=200)
     render_table(report, console)
     text = console.export_text()
-    assert "s: consistency (paper metric)" in text and "sampled#10" in text and "transfer matrix (full)" in text
+    assert "s: consistency (paper metric)" in text and "sampled#10" in text and "transfer matrix (full CoT)" in text
     assert "ensemble mix: 3 runs, steps median 3 max 5; chosen sentences: g1 38%, g2 62%; guard fallbacks 2" in text
     assert "trials per injection mode: a: context 4, own 4, prefill 16" in text
     cut = "ensemble mix: 2 of 3 CoTs truncated (max_steps 2)"

@@ -28,21 +28,16 @@ from importlib import resources
 from typing import Any
 
 from cotbridge.analysis.metrics import AnswerRow, _paper_judge, _strict_judge
-from cotbridge.analysis.report import ConditionKey, Report
+from cotbridge.analysis.report import (
+    ACCURACY_DEFINITION,
+    BREAKDOWN_DEFINITION,
+    METRIC_DEFINITIONS,
+    ConditionKey,
+    Report,
+)
 from cotbridge.cot.sentences import sentence_spans
 from cotbridge.records import Condition
 from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
-
-# One line per metric, shown beside every number it produced.
-METRIC_DEFINITIONS = {
-    "paper": "the paper's rule: a pair agrees on a problem when the answer strings are identical or both are correct; "
-    "rows with an error marker are skipped",
-    "strict": "a pair agrees on a problem when both answers are valid and their normalized values are equal; "
-    "invalid answers are excluded and lower coverage",
-}
-ACCURACY_DEFINITION = (
-    "accuracy: correct answers / all trials (failed, truncated and unparseable answers count as wrong)"
-)
 
 # Beyond this many trials the evaluators' answer texts stay out of the page (answers and scores stay in), so that a
 # very large study still makes a page a browser opens; CoTs are always in.
@@ -279,7 +274,8 @@ def explorer_data(results: ResultsDB, report: Report) -> dict[str, Any]:
     return {
         "study": report.study,
         "metric": report.metric,
-        "definitions": METRIC_DEFINITIONS | {"accuracy": ACCURACY_DEFINITION},
+        # The report's own lines (one place for every renderer): each metric, the strict breakdown, accuracy.
+        "definitions": METRIC_DEFINITIONS | {"accuracy": ACCURACY_DEFINITION, "breakdown": BREAKDOWN_DEFINITION},
         "report": _finite(report.as_json()),
         "evaluators": evaluators,
         "conditions": conditions,

@@ -12,7 +12,7 @@ import json
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -21,9 +21,29 @@ from cotbridge.analysis.metrics import AnswerRow
 from cotbridge.cot.ensemble import EnsembleEnd, StepChoice, chosen_by_generator, count_truncated
 from cotbridge.errors import ConfigError
 from cotbridge.records import Condition
+from cotbridge.study.config import model_aliases
+from cotbridge.study.ratings import StoredRating
 from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
 
 Metric = Literal["paper", "strict"]
+
+# One line per metric, said under every table of its numbers (terminal, JSON, HTML explorer). The paper's rule is
+# Pal, Bau, Singh, "Do explanations generalize across large reasoning models?" (2026, arXiv 2601.11517).
+METRIC_DEFINITIONS = {
+    "paper": "the paper's rule (Pal, Bau, Singh 2026, arXiv 2601.11517): a pair agrees on a problem when the answer "
+    "strings are identical or both are correct; problems where either answer is an error marker are skipped",
+    "strict": "a pair agrees on a problem when both answers are valid and their normalized values are equal; problems "
+    "where either answer is invalid (missing or unparseable) are left out and lower the coverage",
+}
+BREAKDOWN_DEFINITION = (
+    "same✓ / same✗ / differ always use the strict metric: pairs giving the same correct value, the same wrong "
+    "value, or different values"
+)
+ACCURACY_DEFINITION = (
+    "accuracy: correct answers / all trials (failed, truncated and unparseable answers count as wrong)"
+)
+# Below this many paired points a correlation says little (the paper's user study gives 4).
+FEW_POINTS = 10
 
 # Conditions in the paper's order (A, B1, B2, C, D), which is also the order reports list them in.
 _RANK = {condition: rank for rank, condition in enumerate(Condition)}
@@ -97,6 +117,7 @@ class ConditionSummary:
     evaluators: int
     problems: int
     breakdown_coverage: float = math.nan
+    display: str = ""  # the name with aliases, as reports show it (`transfer:QwQ`); `name` keeps the full names
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (nan as None) in which every number says its metric: the top-level ones are the report's
@@ -136,12 +157,31 @@ class Report:
     truncated: dict[str, int] = field(default_factory=dict)  # "label/variant" -> trials cut off at their token cap
     truncated_cots: dict[str, int] = field(default_factory=dict)  # "source/kind" -> generated CoTs cut off
     redacted_cots: dict[str, int] = field(default_factory=dict)  # "source/kind" -> CoTs with withheld reasoning
+    aliases: dict[str, str] = field(default_factory=dict)  # [models] or [ensembles] name -> its alias
+    legend: list[dict[str, Any]] = field(default_factory=list)  # alias, name, model id (or members), models first
+    ratings: dict[str, Any] | None = None  # human ratings against consistency (`ratings_summary`), when there are any
+
+    def alias(self, name: str) -> str:
+        """A model's or ensemble's alias (the name itself when it has none)."""
+        return self.aliases.get(name, name)
+
+    def display(self, label: str) -> str:
+        """A condition label (`transfer:SOURCE`, `ensemble:NAME`, `sampled#i`, ...) with its source's alias."""
+        condition, sep, source = label.partition(":")
+        return f"{condition}:{self.alias(source)}" if sep else label
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
         return {
             "study": self.study,
             "metric": self.metric,
+            "definitions": {
+                self.metric: METRIC_DEFINITIONS[self.metric],
+                "breakdown": BREAKDOWN_DEFINITION,
+                "accuracy": ACCURACY_DEFINITION,
+            },
+            "legend": self.legend,
+            "aliases": self.aliases,
             "conditions": [c.as_json() for c in self.conditions],
             "accuracy": self.accuracy,
             "matrix": self.matrix,
@@ -152,6 +192,7 @@ class Report:
             "truncated": self.truncated,
             "truncated_cots": self.truncated_cots,
             "redacted_cots": self.redacted_cots,
+            "ratings": self.ratings,
         }
 
 
@@ -179,10 +220,17 @@ def _pick_study(results: ResultsDB, study: str | None) -> str:
     return study
 
 
-def build_report(results: ResultsDB, study: str | None = None, metric: Metric = "paper", seed: int = 0) -> Report:
+def build_report(
+    results: ResultsDB,
+    study: str | None = None,
+    metric: Metric = "paper",
+    seed: int = 0,
+    ratings: Sequence[StoredRating] | None = None,
+) -> Report:
     """Every condition's consistency (mean, std over pairs, bootstrap CI over problems, coverage), the breakdown,
-    accuracy per evaluator, the generator x evaluator transfer matrix, ensemble runs, tokens and costs, and trials
-    per injection mode. `study` defaults to the newest in the DB."""
+    accuracy per evaluator, the generator x evaluator transfer matrix, ensemble runs, tokens and costs, trials
+    per injection mode, the aliases reports show, and human ratings against consistency (`ratings`, else the
+    study's stored ones). `study` defaults to the newest in the DB."""
     study = _pick_study(results, study)
     report = Report(study=study, metric=metric)
     trials = _TrialPass(report)
@@ -200,7 +248,112 @@ def build_report(results: ResultsDB, study: str | None = None, metric: Metric = 
     report.truncated_cots = truncated_cots(cot_counts)
     report.redacted_cots = redacted_cots(cot_counts)
     report.costs = cost_summary(results, study, trials.tokens, cot_counts)
+    config = results.study_config(study)
+    report.aliases, report.legend = aliases_and_legend(config, {e for per in data.values() for e in per}, data)
+    for summary in report.conditions:
+        summary.display = report.display(summary.name)
+    for grid in report.matrix.values():
+        grid["source_aliases"] = [report.alias(s) for s in grid["sources"]]
+        grid["target_aliases"] = [report.alias(t) for t in grid["targets"]]
+    given = list(results.ratings(study)) if ratings is None else list(ratings)
+    report.ratings = ratings_summary(report, given) if given else None
     return report
+
+
+def aliases_and_legend(
+    config: dict[str, Any], evaluators: set[str], data: GatheredData
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Name -> alias of every model and ensemble of a study, from its stored config (a study run before aliases
+    gets the defaults), and the legend: alias, name and model id of each model, then each ensemble's members."""
+    models = config.get("models") or {}
+    sources = {key.source for key, _ in data if key.condition == Condition.TRANSFER and key.source}
+    names = sorted(set(models) | evaluators | sources)
+    stored = config.get("aliases") or {}
+    given = {n: stored.get(n) or (models.get(n) or {}).get("alias") for n in names}
+    aliases = model_aliases(names, given)
+    legend: list[dict[str, Any]] = [
+        {"alias": aliases[n], "name": n, "model": (models.get(n) or {}).get("model") or n} for n in names
+    ]
+    ensembles = config.get("ensembles") or {}
+    ensemble_names = sorted(set(ensembles) | {key.source for key, _ in data if key.condition == Condition.ENSEMBLE})
+    for name in ensemble_names:
+        section = ensembles.get(name) or {}
+        aliases[name] = section.get("alias") or name
+        members = {role: [aliases.get(m, m) for m in section.get(role) or ()] for role in ("generators", "evaluators")}
+        legend.append({"alias": aliases[name], "name": name, **members})
+    return aliases, legend
+
+
+def _rating_criteria(ratings: Sequence[StoredRating]) -> list[str]:
+    """The paper's three Likert criteria when the ratings have them, else every criterion but the user study's
+    best-overall rank (which is no rating)."""
+    present = {r.criterion for r in ratings}
+    return [c for c in metrics.LIKERT_CRITERIA if c in present] or sorted(present - {"best-overall"}) or sorted(present)
+
+
+def ratings_summary(report: Report, ratings: Sequence[StoredRating]) -> dict[str, Any]:
+    """Human ratings against consistency: per model_label its mean rating and count, the condition it names (a
+    transfer source's or an ensemble's alias, or full name) with that condition's consistency (the full CoT's, the
+    answer-removed one's when that is all there is), then Pearson, Spearman and Kendall over the matched labels with
+    their n, a note when n is small, and the labels that name no condition."""
+    criteria = _rating_criteria(ratings)
+    rows = [metrics.RatingRow(r.participant_id, r.item, r.model, r.criterion, r.value, r.model_label) for r in ratings]
+    means = metrics.mean_ratings(rows, criteria)
+    counts = Counter(r.model_label for r in rows if r.criterion in criteria)
+    by_label: dict[str, tuple[str, str, float]] = {}  # condition label -> (name, variant, consistency)
+    for c in sorted(report.conditions, key=lambda c: c.variant != "full"):
+        by_label.setdefault(c.name, (c.name, c.variant, c.mean))
+    targets: dict[str, str] = {}  # rating label -> condition label
+    for label in by_label:
+        condition, sep, source = label.partition(":")
+        if sep and condition in (Condition.TRANSFER, Condition.ENSEMBLE):
+            targets.setdefault(report.alias(source), label)
+            targets.setdefault(source, label)
+    matched: list[dict[str, Any]] = []
+    unknown: list[str] = []
+    usable: dict[str, str] = {}  # label -> condition, for labels whose condition has a consistency
+    values: dict[str, float] = {}  # condition -> consistency
+    for label in sorted(means, key=lambda name: (name not in targets, name)):
+        if label not in targets:
+            unknown.append(label)
+            continue
+        name, variant, value = by_label[targets[label]]
+        consistency = None if math.isnan(value) else value
+        if consistency is not None:
+            usable[label], values[name] = name, consistency
+        matched.append(
+            {
+                "label": label,
+                "mean": means[label],
+                "n": counts[label],
+                "condition": name,
+                "display": report.display(name),
+                "variant": variant,
+                "consistency": consistency,
+            }
+        )
+    result = metrics.human_rating_correlation(values, rows, usable, criteria) if usable else None
+    n = result.n if result else 0
+    notes = []
+    if n < FEW_POINTS:
+        notes.append(f"n = {n} point(s), one per label: too few for a correlation to mean much")
+    if unknown:
+        known = sorted({report.alias(s) for s in targets if s in report.aliases})
+        notes.append(f"label(s) {', '.join(unknown)} name no transfer source or ensemble; aliases: {', '.join(known)}")
+    return {
+        "criteria": criteria,
+        "metric": report.metric,
+        "labels": matched,
+        "unknown": unknown,
+        "n": n,
+        "correlation": {
+            name: None if math.isnan(found.value) else found.value
+            for name, found in (("pearson", result.pearson), ("spearman", result.spearman), ("kendall", result.kendall))
+        }
+        if result
+        else None,
+        "notes": notes,
+    }
 
 
 class _TrialPass:

@@ -7,11 +7,12 @@ with its generators and evaluators, and `[study.retry]` is a `RetryPolicy` with 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, computed_field, field_validator, model_validator
 
 from cotbridge.errors import ConfigError
 from cotbridge.options import (
@@ -27,6 +28,41 @@ from cotbridge.providers.capabilities import batch_providers, check_patch
 from cotbridge.records import Condition, Variant
 from cotbridge.study.serve_section import ServeSection
 
+# Reports fit an 80-column terminal when the names in their rows and columns are this short.
+MAX_ALIAS_LENGTH = 16
+_SHORT_NAME = 12
+
+
+def default_alias(name: str, taken: set[str]) -> str:
+    """A short alias for a [models] NAME that is not in `taken`: NAME itself when it has at most 12 characters,
+    else its last part after "/" or ":" cut to 12 characters; a number is added when that is taken."""
+    short = name if len(name) <= _SHORT_NAME else re.split(r"[/:]", name.rstrip("/:"))[-1][:_SHORT_NAME] or name[:12]
+    alias, n = short, 2
+    while alias in taken:
+        alias, n = f"{short[: _SHORT_NAME - len(str(n))]}{n}", n + 1
+    return alias
+
+
+def model_aliases(names: list[str], given: dict[str, str | None]) -> dict[str, str]:
+    """Every model's alias: the one given, else `default_alias`. ValueError naming the models when two share one."""
+    holders: dict[str, list[str]] = {}
+    for name in names:
+        if given.get(name):
+            holders.setdefault(str(given[name]), []).append(name)
+    shared = {alias: models for alias, models in holders.items() if len(models) > 1}
+    if shared:
+        clashes = "; ".join(
+            f"{alias!r} by {', '.join(f'[models.{m}]' for m in models)}" for alias, models in shared.items()
+        )
+        raise ValueError(f"aliases must be unique: {clashes}; give each model its own alias")
+    aliases = {name: str(given[name]) for name in names if given.get(name)}
+    taken = set(aliases.values())
+    for name in names:
+        if name not in aliases:
+            aliases[name] = default_alias(name, taken | set(names) - {name})
+            taken.add(aliases[name])
+    return {name: aliases[name] for name in names}
+
 
 class ModelSection(ModelOptions):
     """[models.NAME]: one model of the study; NAME is its identity in the results."""
@@ -34,6 +70,15 @@ class ModelSection(ModelOptions):
     model: str = Field(description="provider/model-id, e.g. vllm/Qwen/QwQ-32B or local/smollm2-135m")
     generator: bool = Field(default=True, description="writes CoTs for the transfer condition")
     evaluator: bool = Field(default=True, description="answers under every condition")
+    # Display only: left out of dumps like `serve`, so fingerprints and options do not change with it; the study's
+    # `aliases` (every model's, defaults filled in) are what the stored config keeps.
+    alias: str | None = Field(
+        default=None,
+        exclude=True,
+        min_length=1,
+        max_length=MAX_ALIAS_LENGTH,
+        description="a short name reports show instead of NAME (default: NAME when short, else a short form of it)",
+    )
     # How `cotbridge serve` starts the model. Left out of dumps: it decides where a model runs, not what it answers
     # (fingerprints), its env may hold a token (the stored config), and it is no option of the model.
     serve: ServeSection | None = Field(default=None, exclude=True, description="[models.NAME.serve]: its vLLM server")
@@ -131,7 +176,14 @@ class StudyConfig(Strict):
                     raise ValueError(f"[ensembles.{ens_name}] {role} {unknown} are not [models] names")
         if not any(m.evaluator for m in self.models.values()):
             raise ValueError("no model is an evaluator (evaluator = true)")
+        model_aliases(list(self.models), {name: m.alias for name, m in self.models.items()})  # unique, or it says
         return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def aliases(self) -> dict[str, str]:
+        """[models] NAME -> the short name reports show (stored with the study, so `report` needs no flag)."""
+        return model_aliases(list(self.models), {name: m.alias for name, m in self.models.items()})
 
     @model_validator(mode="after")
     def _batch_mode(self) -> StudyConfig:

@@ -22,7 +22,9 @@ from cotbridge.datasets.answers import score_medcalc
 from cotbridge.datasets.medcalc import load_medcalc
 from cotbridge.errors import ConfigError
 from cotbridge.records import Condition, Score, Variant
+from cotbridge.study.config import model_aliases
 from cotbridge.study.explanations import CotKind
+from cotbridge.study.ratings import read_ratings
 from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
 
 _TRANSFER = re.compile(r"^(?P<source>.+)_thoughts_to_(?P<target>.+)_zero_shot_without_answer\.jsonl$")
@@ -30,6 +32,27 @@ _OWN = re.compile(
     r"^(?P<model>.+)_zero_shot_(?P<kind>empty|original_low|original|with_sampling_without_answer|with_sampling"
     r"|ensembled_thought_without_answer_(?P<ensemble>gen_.+))\.jsonl$"
 )
+
+
+# The short names of the release's models: the paper's own where it has them (NRR, OpenT, OSS, QwQ, DAPO, as its user
+# study labels CoTs), short forms of the model ids for the others (the three GRPO-trained MedCalc models end in -G).
+GENEX_ALIASES = {
+    "nvidia_Nemotron-Research-Reasoning-Qwen-1.5B": "NRR",
+    "open-thoughts_OpenThinker-7B": "OpenT",
+    "openai_gpt-oss-20b": "OSS",
+    "Qwen_QwQ-32B": "QwQ",
+    "BytedTsinghua-SIA_DAPO-Qwen-32B": "DAPO",
+    "deepseek-ai_DeepSeek-R1-Distill-Qwen-1.5B": "R1D",
+    "meta-llama_Llama-3.2-3B-Instruct": "Llama",
+    "Qwen_Qwen2.5-1.5B-Instruct": "Qwen",
+    "_disk_u_koyena_medcalc-deepseek-r1-distill-qwen-1.5b-inst-grpo": "R1D-G",
+    "_disk_u_koyena_medcalc-llama-3-3b-inst-grpo": "Llama-G",
+    "_disk_u_koyena_medcalc-qwen-2.5-1.5b-inst-grpo": "Qwen-G",
+}
+# An ensemble file's name: gen_<generators>_eval_<evaluator>, each by its short name in lower case.
+_ENSEMBLE_NAME = re.compile(r"^gen_(?P<generators>.+)_eval_(?P<evaluator>[^_]+)$")
+# Where the release keeps its user study: one rating a row (participant, item, shown CoT, criterion, value, label).
+USER_STUDY_CSV = Path("user_study") / "expanded_data_all_rows.csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +111,7 @@ class ImportSummary:
     explanations: int = 0
     crashed: int = 0
     evaluators: tuple[str, ...] = ()
+    ratings: int = 0  # human ratings of the user study, when the release has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +253,7 @@ def import_genex(
     targets = {f.evaluator for f in files if f.condition == Condition.TRANSFER}
     evaluators = sorted(targets or {f.evaluator for f in files})
     summary = ImportSummary(evaluators=tuple(evaluators))
-    results.save_study(study, {"imported_from": str(outputs), "evaluators": evaluators})
+    results.save_study(study, {"imported_from": str(outputs), "evaluators": evaluators, **genex_names(files)})
     sources: dict[tuple[str, str], ExplanationRow] = {}
     for item in files:
         if item.condition == Condition.TRANSFER:
@@ -246,7 +270,36 @@ def import_genex(
         summary.crashed += rows.crashed
     results.put_explanations(list(sources.values()))
     summary.explanations += len(sources)
+    ratings = Path(folder) / USER_STUDY_CSV
+    if ratings.is_file():  # a release without its user study imports all the same
+        stored = read_ratings(ratings)
+        results.put_ratings(study, stored)
+        summary.ratings = len(stored)
     return summary
+
+
+def genex_names(files: list[GenexFile]) -> dict[str, Any]:
+    """The study config's `models` (release name -> model id, alias) and `ensembles` (name -> alias, generators,
+    evaluators), with the paper's short names: what reports show instead of the release's file names. An ensemble is
+    named as the paper's user study labels it, generators then evaluator: QwQ+DAPO/OSS."""
+    names = sorted({f.evaluator for f in files} | {f.source for f in files if f.condition != Condition.ENSEMBLE} - {""})
+    aliases = model_aliases(names, {name: GENEX_ALIASES.get(name) for name in names})
+    by_short = {alias.lower(): name for name, alias in aliases.items()}
+    ensembles: dict[str, dict[str, Any]] = {}
+    for name in sorted({f.source for f in files if f.condition == Condition.ENSEMBLE}):
+        match = _ENSEMBLE_NAME.match(name)
+        generators = match["generators"].split("_") if match else []
+        members = [*generators, match["evaluator"]] if match else []
+        if not match or any(m not in by_short for m in members):
+            ensembles[name] = {"alias": name, "generators": [], "evaluators": []}  # a name it cannot read: kept
+            continue
+        ensembles[name] = {
+            "alias": f"{'+'.join(aliases[by_short[g]] for g in generators)}/{aliases[by_short[match['evaluator']]]}",
+            "generators": [by_short[g] for g in generators],
+            "evaluators": [by_short[match["evaluator"]]],
+        }
+    models = {name: {"model": name, "alias": alias} for name, alias in aliases.items()}
+    return {"models": models, "ensembles": ensembles, "aliases": aliases}
 
 
 def _keep_best_copy(sources: dict[tuple[str, str], ExplanationRow], row: ExplanationRow) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import sqlite_utils
 
 from cotbridge.cache.sqlite import Migration, open_database, write_transaction
+from cotbridge.study.ratings import StoredRating
 
 TRIAL_KEY = ("study", "condition", "variant", "evaluator", "source", "sample_index", "problem_id")
 EXPLANATION_KEY = ("study", "problem_id", "source", "kind", "sample_index", "variant")
@@ -176,13 +177,31 @@ def _add_explanation_redacted_column(db: sqlite_utils.Database) -> None:
         table.add_column("redacted", int, not_null_default=0)
 
 
+def _create_ratings_table(db: sqlite_utils.Database) -> None:
+    db.table("ratings").create(
+        {
+            "study": str,
+            "participant_id": str,
+            "item": str,
+            "model": str,
+            "criterion": str,
+            "value": float,
+            "model_label": str,
+        },
+        if_not_exists=True,
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS ratings_study ON ratings (study)")
+
+
 RESULTS_MIGRATIONS: list[Migration] = [
     ("results_0001_create_tables", _create_tables),
     ("results_0002_usage_columns", _add_usage_columns),
     ("results_0003_trial_outcome", _add_trial_outcome_columns),
     ("results_0004_trial_truncated", _add_trial_truncated_column),
     ("results_0005_explanation_redacted", _add_explanation_redacted_column),
+    ("results_0006_ratings", _create_ratings_table),
 ]
+RATING_COLUMNS = tuple(f.name for f in fields(StoredRating))
 
 # -- rows ---------------------------------------------------------------------------------------------------------
 
@@ -323,3 +342,19 @@ class ResultsDB:
     def trials(self, study: str | None = None) -> Iterator[TrialRow]:
         """A study's trials (every study's when `study` is None)."""
         return self._read(TRIALS, study)
+
+    def put_ratings(self, study: str, ratings: Sequence[StoredRating]) -> None:
+        """Stores a study's human ratings, replacing any it had (ratings have no key: a re-import replaces all)."""
+        now_columns = ", ".join(("study", *RATING_COLUMNS))
+        placeholders = ", ".join(["?"] * (len(RATING_COLUMNS) + 1))
+        with write_transaction(self._conn):
+            self._conn.execute("DELETE FROM ratings WHERE study = ?", (study,))
+            self._conn.executemany(
+                f"INSERT INTO ratings ({now_columns}) VALUES ({placeholders})",
+                [(study, *(getattr(r, c) for c in RATING_COLUMNS)) for r in ratings],
+            )
+
+    def ratings(self, study: str) -> list[StoredRating]:
+        """A study's human ratings, in the order they were stored ([] when it has none)."""
+        sql = f"SELECT {', '.join(RATING_COLUMNS)} FROM ratings WHERE study = ? ORDER BY rowid"
+        return [StoredRating(*row) for row in self._conn.execute(sql, (study,))]

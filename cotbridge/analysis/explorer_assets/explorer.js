@@ -54,8 +54,16 @@ function shortName(name, max = 30) {
   return `${name.slice(0, keep)}…${name.slice(name.length - keep)}`;
 }
 
+// Models and ensembles show by their aliases (Report.aliases); full names stay in the tooltips.
+function alias(name) {
+  const aliases = (D.report && D.report.aliases) || {};
+  if (!name || aliases[name]) return aliases[name] || name || "";
+  const m = /^([a-z]+):(.*?)(\/(full|without_answer))?$/.exec(name); // transfer:SOURCE, ensemble:NAME[/variant]
+  return m && aliases[m[2]] ? `${m[1]}:${aliases[m[2]]}${m[3] || ""}` : name;
+}
+
 function conditionName(c) {
-  return `${c.summary.name} · ${VARIANT_NAME[c.summary.variant] || c.summary.variant}`;
+  return `${alias(c.summary.name)} · ${VARIANT_NAME[c.summary.variant] || c.summary.variant}`;
 }
 
 function generatorColor(name) {
@@ -148,7 +156,7 @@ function consistencyChart() {
     const y = top + r * rowH + rowH / 2;
     const g = s("g", { class: "row" });
     g.append(s("rect", { x: 0, y: y - rowH / 2, width: label + width + 30, height: rowH, class: r % 2 ? "band odd" : "band" }));
-    const text = s("text", { x: label - 10, y: y + 4, "text-anchor": "end", class: "label link", onclick: () => go(`#c/${byName.get(name)[0]}`) }, shortName(name, 46));
+    const text = s("text", { x: label - 10, y: y + 4, "text-anchor": "end", class: "label link", onclick: () => go(`#c/${byName.get(name)[0]}`) }, shortName(alias(name), 46));
     text.append(s("title", {}, name));
     g.append(text);
     for (const ci of byName.get(name)) {
@@ -186,13 +194,13 @@ function heatmap(id, rowNames, colNames, values, onCell) {
     s("text", { x: 100, y: 22, "text-anchor": "middle", class: "axis-label" }, "accuracy"));
   colNames.forEach((name, j) => {
     const x = label + j * cellW + cellW / 2;
-    const t = s("text", { x, y: head - 8, transform: `rotate(-40 ${x} ${head - 8})`, class: "label" }, shortName(name, 22));
+    const t = s("text", { x, y: head - 8, transform: `rotate(-40 ${x} ${head - 8})`, class: "label" }, shortName(alias(name), 22));
     t.append(s("title", {}, name));
     svg.append(t);
   });
   rowNames.forEach((name, i) => {
     const y = head + i * cellH;
-    const t = s("text", { x: label - 10, y: y + cellH / 2 + 4, "text-anchor": "end", class: "label" }, shortName(name, 46));
+    const t = s("text", { x: label - 10, y: y + cellH / 2 + 4, "text-anchor": "end", class: "label" }, shortName(alias(name), 46));
     t.append(s("title", {}, name));
     svg.append(t);
     colNames.forEach((col, j) => {
@@ -223,7 +231,7 @@ function conditionTable() {
   const body = D.conditions.map((c, i) => {
     const m = c.summary;
     return h("tr", { class: "link", onclick: () => go(`#c/${i}`), "data-condition": i },
-      h("td", { title: m.name }, shortName(m.name, 40)),
+      h("td", { title: m.name }, shortName(alias(m.name), 40)),
       h("td", {}, h("span", { class: `variant ${m.variant}` }, VARIANT_NAME[m.variant] || m.variant)),
       h("td", { class: "num" }, m.mean === null ? "–" : `${fmt(m.mean)} ± ${fmt(m.std)}`),
       h("td", { class: "num" }, m.ci_low === null ? "–" : `${fmt(m.ci_low)}–${fmt(m.ci_high)}`),
@@ -255,7 +263,7 @@ function accuracySection() {
   if (!labels.length) return [];
   const evaluators = D.evaluators;
   const values = labels.map((l) => evaluators.map((e) => (D.report.accuracy[l][e] ?? null)));
-  const rows = labels.map((l) => { const k = l.lastIndexOf("/"); return `${l.slice(0, k)} · ${VARIANT_NAME[l.slice(k + 1)] || l.slice(k + 1)}`; });
+  const rows = labels.map((l) => { const k = l.lastIndexOf("/"); return `${alias(l.slice(0, k))} · ${VARIANT_NAME[l.slice(k + 1)] || l.slice(k + 1)}`; });
   return [h("h3", {}, "Accuracy per evaluator and condition"), h("p", { class: "muted" }, D.definitions.accuracy),
     heatmap("chart-accuracy", rows, evaluators, values, (i) => go(`#c/${i}`))];
 }
@@ -265,8 +273,8 @@ function extrasSection() {
   const r = D.report;
   if (Object.keys(r.ensembles || {}).length) out.push(h("h3", {}, "Ensembles"));
   for (const [name, e] of Object.entries(r.ensembles || {})) {
-    const shares = Object.entries(e.chosen_share).map(([g, v]) => h("span", { class: "gen", style: `--c:${generatorColor(g)}` }, `${g} ${pct(v)}`));
-    out.push(h("p", {}, h("strong", {}, `Ensemble ${name}: `), `${e.runs} runs, median ${e.steps_median} steps (max ${e.steps_max}); chosen sentences by generator: `, shares,
+    const shares = Object.entries(e.chosen_share).map(([g, v]) => h("span", { class: "gen", style: `--c:${generatorColor(g)}` }, `${alias(g)} ${pct(v)}`));
+    out.push(h("p", {}, h("strong", {}, `Ensemble ${alias(name)}: `), `${e.runs} runs, median ${e.steps_median} steps (max ${e.steps_max}); chosen sentences by generator: `, shares,
       `; guard fallbacks ${e.guard_fallbacks}`, e.truncation ? h("span", { class: "warn" }, ` ${e.truncation}`) : null));
   }
   // Costs only when something was counted: imported outputs carry no token counts.
@@ -274,8 +282,9 @@ function extrasSection() {
   if (costs.length) {
     out.push(h("h3", {}, "Tokens and cost"));
     out.push(h("table", { class: "data compact" }, h("thead", {}, h("tr", {}, ["model", "prompt tokens", "completion tokens", "reasoning tokens", "USD"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, costs.map(([m, c]) => h("tr", {}, h("td", {}, m), h("td", { class: "num" }, c.prompt_tokens), h("td", { class: "num" }, c.completion_tokens), h("td", { class: "num" }, c.reasoning_tokens), h("td", { class: "num" }, c.usd === null ? "–" : c.usd.toFixed(4)))))));
+      h("tbody", {}, costs.map(([m, c]) => h("tr", {}, h("td", { title: m }, alias(m)), h("td", { class: "num" }, c.prompt_tokens), h("td", { class: "num" }, c.completion_tokens), h("td", { class: "num" }, c.reasoning_tokens), h("td", { class: "num" }, c.usd === null ? "–" : c.usd.toFixed(4)))))));
   }
+  if (r.ratings) out.push(...ratingsSection(r.ratings));
   const notes = [];
   if (r.failures.length) notes.push(`${r.failures.length} failed trial(s), counted as invalid answers; e.g. ${r.failures[0]}`);
   const cut = Object.values(r.truncated || {}).reduce((a, b) => a + b, 0);
@@ -286,6 +295,21 @@ function extrasSection() {
   if (redacted) notes.push(`${redacted} CoT(s) with reasoning the vendor withheld`);
   if (D.texts_left_out) notes.push(`the evaluators' answer texts of these ${D.texts_left_out.toLocaleString()} trials are left out of this page to keep it small (answers and scores are in)`);
   if (notes.length) out.push(h("ul", { class: "notes" }, notes.map((n) => h("li", {}, n))));
+  return out;
+}
+
+// Human ratings (the paper's user study, or a user's CSV) beside the consistency of the condition each label names.
+function ratingsSection(ratings) {
+  const out = [h("h3", {}, "Human ratings and consistency"),
+    h("p", { class: "muted" }, `Mean rating over ${ratings.criteria.join(", ")}; consistency by the ${D.metric} metric.`)];
+  if (ratings.labels.length) {
+    out.push(h("table", { class: "data compact", id: "ratings" }, h("thead", {}, h("tr", {}, ["label", "mean rating", "n ratings", "condition", "variant", "consistency"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, ratings.labels.map((row) => h("tr", {}, h("td", {}, row.label), h("td", { class: "num" }, fmt(row.mean, 2)), h("td", { class: "num" }, row.n),
+        h("td", { title: row.condition }, row.display), h("td", {}, VARIANT_NAME[row.variant] || row.variant), h("td", { class: "num" }, row.consistency === null ? "–" : fmt(row.consistency)))))));
+  }
+  const c = ratings.correlation;
+  if (c) out.push(h("p", {}, `Pearson ${c.pearson === null ? "–" : fmt(c.pearson)}, Spearman ${c.spearman === null ? "–" : fmt(c.spearman)}, Kendall ${c.kendall === null ? "–" : fmt(c.kendall)} (n = ${ratings.n})`));
+  for (const note of ratings.notes) out.push(h("p", { class: "warn" }, note));
   return out;
 }
 
@@ -358,7 +382,7 @@ function conditionView(ci) {
       select("filter-condition", "Condition", D.conditions.map((x, i) => [String(i), conditionName(x)]), String(ci), (v) => go(`#c/${v}`)),
       h("span", { class: "count", id: "problem-count" }, `${problems.length} of ${byProblem.size} problems`, state.search ? ` matching “${state.search}”` : "")),
     h("div", { class: "scroll" }, h("table", { class: "data", id: "problems" },
-      h("thead", {}, h("tr", {}, h("th", {}, "problem"), questions ? h("th", {}, "question") : null, shown.map((e) => h("th", { title: e }, shortName(e, 24))), h("th", {}, `agreement (${D.metric})`))),
+      h("thead", {}, h("tr", {}, h("th", {}, "problem"), questions ? h("th", {}, "question") : null, shown.map((e) => h("th", { title: e }, shortName(alias(e), 24))), h("th", {}, `agreement (${D.metric})`))),
       h("tbody", {}, rows))),
     more,
   ];
@@ -366,7 +390,7 @@ function conditionView(ci) {
 
 function accuracyLine(m) {
   const per = D.report.accuracy[`${m.name}/${m.variant}`] || {};
-  const parts = Object.entries(per).map(([e, v]) => h("span", { class: "acc" }, h("b", {}, shortName(e, 30)), ` ${fmt(v, 2)}`));
+  const parts = Object.entries(per).map(([e, v]) => h("span", { class: "acc" }, h("b", {}, shortName(alias(e), 30)), ` ${fmt(v, 2)}`));
   return parts.length ? h("p", { class: "accuracy", id: "condition-accuracy" }, "Accuracy: ", parts, h("span", { class: "muted" }, ` (${D.definitions.accuracy})`)) : null;
 }
 
@@ -451,7 +475,7 @@ function traceText(cot) {
       h("div", { class: "muted" }, `step ${k + 1}: ${candidates} candidate(s); ${note}`),
       alternatives.map(([t, ps, sc]) => h("div", { class: "alt" }, h("span", { class: "tag" }, `${ps.join("+")} · ${fmt(sc, 2)}`), " ", S(t))));
     box.append(h("span", { class: "sent", style: `--c:${color}`, title: `proposed by ${proposers.join(", ")}; score ${fmt(score)}${detail ? ` (${detail})` : ""}; click for the alternatives`,
-      onclick: () => { alt.hidden = !alt.hidden; } }, S(text), h("sup", { class: "tag", style: `--c:${color}` }, `${proposers.map((p) => shortName(p, 14)).join("+")} ${fmt(score, 2)}`)), alt);
+      onclick: () => { alt.hidden = !alt.hidden; } }, S(text), h("sup", { class: "tag", style: `--c:${color}` }, `${proposers.map((p) => shortName(alias(p), 14)).join("+")} ${fmt(score, 2)}`)), alt);
   });
   const legendItems = [...gens].map((g) => h("span", { class: "gen", style: `--c:${generatorColor(g)}` }, g));
   return [h("p", { class: "cot-note" }, "Ensemble CoT: each sentence marked with the generator that proposed it and its score (mean token log-prob by the evaluators); click a sentence for the candidates it beat. ", legendItems), box];
@@ -497,8 +521,8 @@ function answersMatrix(entries) {
   const panel = h("div", { class: "answer-panel", id: "answer-panel" }, h("span", { class: "muted" }, "Click an answer to read the evaluator's text."));
   const show = (c, e, t) => panel.replaceChildren(h("div", { class: "cot-note" }, `${e} in ${conditionName(D.conditions[c])}: answer `, S(t[2]) ?? "none", " ", correctBadge(t[3])), h("div", { class: "cot" }, S(t[4]) || "(empty)"));
   const table = h("table", { class: "data answers", id: "answers" },
-    h("thead", {}, h("tr", {}, h("th", {}, "condition"), evaluators.map((e) => h("th", { title: e }, shortName(e, 22))))),
-    h("tbody", {}, conditions.map((c) => h("tr", {}, h("td", {}, h("a", { href: `#c/${c}`, title: conditionName(D.conditions[c]) }, shortName(D.conditions[c].summary.name, 34), " ", h("span", { class: `variant ${D.conditions[c].summary.variant}` }, VARIANT_NAME[D.conditions[c].summary.variant] || ""))),
+    h("thead", {}, h("tr", {}, h("th", {}, "condition"), evaluators.map((e) => h("th", { title: e }, shortName(alias(e), 22))))),
+    h("tbody", {}, conditions.map((c) => h("tr", {}, h("td", {}, h("a", { href: `#c/${c}`, title: conditionName(D.conditions[c]) }, shortName(alias(D.conditions[c].summary.name), 34), " ", h("span", { class: `variant ${D.conditions[c].summary.variant}` }, VARIANT_NAME[D.conditions[c].summary.variant] || ""))),
       evaluators.map((e) => {
         const t = cells.get(`${c}/${e}`);
         if (!t) return h("td", { class: "muted" }, "–");
