@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import io
 import math
 import os
@@ -265,6 +266,10 @@ def _run_study(config: StudyConfig, db: str, problems: list[Problem] | None = No
     with Progress(*columns, console=console) as progress:
         watching = _watch_batch_jobs(progress, db) if any(m.batch for m in config.models.values()) else None
         with watching or contextlib.nullcontext():
+            # What is loaded by now lives as long as the run: out of the collector's sight, a big study's full
+            # collections do not walk it again and again.
+            gc.collect()
+            gc.freeze()
             return asyncio.run(run_study(config, db, on_progress=ProgressView(progress), problems=problems))
 
 
@@ -434,18 +439,28 @@ def _show_report(
 def _demo(args: argparse.Namespace) -> int:
     text = (resources.files("cotbridge") / "studies" / "demo.toml").read_text(encoding="utf-8")
     config = parse_study(text, "cotbridge demo")
+    from cotbridge.analysis.reading import reading_lines  # only the demo reads a report out loud
+
     console.print(
         "[bold]cotbridge demo[/bold]: local/smollm2-135m and local/gemma3-270m (llama.cpp in this process), "
-        f"{config.study.sample} arithmetic problems, conditions {', '.join(config.study.conditions)}, "
+        f"{config.study.sample} one-step word problems, conditions {', '.join(config.study.conditions)}, "
         "with and without answer removal"
     )
     with removed_if_left_empty(args.db):
         summary = _run_study(config, args.db)
     _print_summary(summary, args.db)
     _show_report(args.db, config.study.name, "strict")
+    results = ResultsDB(args.db, read_only=True)
+    try:
+        report = build_report(results, config.study.name, "strict")
+    finally:
+        results.close()
+    console.print("\n[bold]What this run says[/bold]")
+    for line in reading_lines(report, models="two tiny local models (135M and 270M parameters)"):
+        console.print(Text(line))
     console.print(
-        f"[dim]rerun to see it served from the cache; details: cotbridge report {escape(args.db)} --format html "
-        "--out demo.html[/dim]"
+        f"\nSee every CoT and answer behind these numbers: cotbridge report {escape(args.db)} --format html "
+        "--out demo.html, then open demo.html in a browser. A rerun is served from the cache in seconds."
     )
     return 1 if summary.failures else 0
 

@@ -1,6 +1,10 @@
 """Built-in problem sets, defined in code: they run offline, for smoke tests and examples.
 
 `builtin:arithmetic` is 20 short word problems with exact integer answers (checked as integers).
+`builtin:one-step` is 16 one-step word problems with small numbers, sized for the embedded 135M/270M models of
+`cotbridge demo`: each prompt shows two worked examples as earlier turns of the chat (reasoning in the think-tags
+channel on one line, then `Answer: N`), so that even a base model writes one short line of reasoning, answers in a
+parseable form and stops.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import functools
 from cotbridge.datasets.answers import check_typed
 from cotbridge.datasets.jsonl import question_prompt
 from cotbridge.errors import ConfigError
-from cotbridge.records import Problem
+from cotbridge.formats import FORMATS
+from cotbridge.records import Message, Problem
 
 ARITHMETIC_SYSTEM_PROMPT = (
     "Solve the word problem. Reason step by step, then give the final answer alone on the last line, "
@@ -41,7 +46,46 @@ ARITHMETIC: tuple[tuple[str, int], ...] = (
     ("A clock shows 9:40. How many minutes are there until 11:15?", 95),  # 20 + 60 + 15
 )
 
-BUILTIN_SETS = ("arithmetic",)
+ONE_STEP_SYSTEM_PROMPT = (
+    "Solve the problem. Reason in one short line, then give the final answer as a whole number in the form 'Answer: N'."
+)
+
+# (question, the worked reasoning on one line, answer): shown before every one-step problem. Their sentences set
+# the scene first and compute last, so answer removal keeps a hint and drops the sentence with the result.
+ONE_STEP_EXAMPLES: tuple[tuple[str, str, int], ...] = (
+    (
+        "Tom has 2 pens and gets 5 more. How many pens does he have?",
+        "Tom starts with 2 pens. He gets 5 more. 2 + 5 = 7.",
+        7,
+    ),
+    (
+        "There are 9 birds on a tree and 4 fly away. How many birds are left?",
+        "There are 9 birds. 4 fly away. 9 - 4 = 5.",
+        5,
+    ),
+)
+
+# (question, answer): one addition, subtraction or comparison each, numbers under 100.
+ONE_STEP: tuple[tuple[str, int], ...] = (
+    ("Anna has 3 apples and buys 4 more. How many apples does she have?", 7),
+    ("A box holds 5 red balls and 2 blue balls. How many balls are in the box?", 7),
+    ("Sam had 8 stickers and gave 3 to a friend. How many stickers does Sam have left?", 5),
+    ("There are 6 cats and 6 dogs in the yard. How many animals are there?", 12),
+    ("A shelf has 10 books and 4 are taken away. How many books are on the shelf now?", 6),
+    ("Lily is 7 years old. How old will she be in 2 years?", 9),
+    ("A bag has 12 sweets and Ben eats 5. How many sweets are left?", 7),
+    ("Mia picks 9 flowers in the morning and 6 in the afternoon. How many flowers does she pick?", 15),
+    ("A bus has 15 people and 5 get off. How many people are on the bus now?", 10),
+    ("Which number is larger, 38 or 83?", 83),
+    ("Joe has 4 toy cars and his sister gives him 4 more. How many toy cars does he have?", 8),
+    ("A pencil costs 3 dollars. How many dollars do 2 pencils cost?", 6),
+    ("A class has 11 girls and 9 boys. How many children are in the class?", 20),
+    ("Max had 20 marbles and lost 8. How many marbles does he have now?", 12),
+    ("Which number is smaller, 41 or 14?", 14),
+    ("A farmer has 13 hens and buys 3 more. How many hens does he have?", 16),
+)
+
+BUILTIN_SETS = ("arithmetic", "one-step")
 
 
 def arithmetic_problems() -> list[Problem]:
@@ -59,10 +103,38 @@ def arithmetic_problems() -> list[Problem]:
     ]
 
 
+def one_step_prompt(question: str) -> list[Message]:
+    """The system prompt, the worked examples as earlier user and assistant turns, then the question."""
+    channel = FORMATS["think-tags"]
+    messages: list[Message] = [{"role": "system", "content": ONE_STEP_SYSTEM_PROMPT}]
+    for example, reasoning, answer in ONE_STEP_EXAMPLES:
+        messages.append({"role": "user", "content": example})
+        messages.append({"role": "assistant", "content": f"{channel.injected('', reasoning)}Answer: {answer}"})
+    messages.append({"role": "user", "content": question})
+    return messages
+
+
+def one_step_problems() -> list[Problem]:
+    """The built-in one-step word problems, ids "one-step-01" to "one-step-16"."""
+    return [
+        Problem(
+            id=f"one-step-{number:02d}",
+            dataset="one-step",
+            prompt=one_step_prompt(question),
+            gold=answer,
+            checker=functools.partial(check_typed, gold=answer, answer_type="integer", tolerance=0.0),
+            meta={"answer_type": "integer", "tolerance": 0.0},
+        )
+        for number, (question, answer) in enumerate(ONE_STEP, start=1)
+    ]
+
+
 def load_builtin(name: str) -> list[Problem]:
     """A built-in problem set by name (see `BUILTIN_SETS`)."""
     if name == "arithmetic":
         return arithmetic_problems()
+    if name == "one-step":
+        return one_step_problems()
     raise ConfigError(
         f"builtin: no built-in set {name!r}; available: {', '.join(BUILTIN_SETS)} (e.g. builtin:arithmetic)"
     )

@@ -15,6 +15,7 @@ SPEC_FORMS = (
     "instruction-induction:DIR[#task1,task2] (the folder with annotations/ and induction_input/)",
     "jsonl:PATH (one object a line: id, question, answer[, answer_type, tolerance])",
     "builtin:arithmetic",
+    "builtin:one-step (one-step word problems the embedded models can answer: the demo's)",
 )
 
 
@@ -22,10 +23,10 @@ def load_dataset(spec: str, sample: int | None = None, seed: int | None = None) 
     """The problems a spec names, all of them or a reproducible sample.
 
     Specs: `medcalc:PATH`, `instruction-induction:DIR` (optionally `DIR#task1,task2`), `jsonl:PATH`,
-    `builtin:arithmetic`. With `sample=n` the problems are the n that pandas' `df.sample(n=n, random_state=seed)`
-    would pick from the full list, in that order (seed defaults to 42, the paper's, and is unused without
-    `sample`); `medcalc:...` with `sample=100, seed=42` is the paper's evaluation subset. Raises `ConfigError`
-    with the fix on bad input.
+    `builtin:arithmetic`, `builtin:one-step`. With `sample=n` the problems are the n that pandas'
+    `df.sample(n=n, random_state=seed)` would pick from the full list, in that order (seed defaults to 42, the
+    paper's, and is unused without `sample`); `medcalc:...` with `sample=100, seed=42` is the paper's evaluation
+    subset. Raises `ConfigError` with the fix on bad input.
     """
     if not isinstance(spec, str) or ":" not in spec:
         raise ConfigError(f"dataset spec {spec!r} has no kind; write one of: {'; '.join(SPEC_FORMS)}")
