@@ -1,28 +1,27 @@
 """The human ratings of the paper's user study (Pal, Bau, Singh, arXiv 2601.11517: 15 participants rated 10 MedCalc
 items, 4 CoTs each), read from its released one-rating-a-row CSV into `RatingRow`s for the pure metrics
-(`cotbridge.analysis.metrics.mean_ratings`, `human_rating_correlation`)."""
+(`cotbridge.analysis.metrics.mean_ratings`, `human_rating_correlation`). The rows are read by the one ratings reader
+(`cotbridge.study.ratings`, which also takes a user's smaller CSV); this module insists on the study's columns."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from pathlib import Path
 
 from cotbridge.analysis.metrics import RatingRow
+from cotbridge.errors import ConfigError
+from cotbridge.study.ratings import StoredRating, parse_ratings
 
-__all__ = ["load_ratings", "parse_ratings_csv"]
+__all__ = ["load_ratings", "parse_ratings_csv", "rating_rows"]
 
 _RATING_COLUMNS = ("participant_id", "original_col", "model", "criterion", "value", "model_label")
 
 
-def _item_of(original_col: str) -> str:
-    # "orange-model-185 - Clarity of Steps: ..." and "best-overall-185 - <span ...>" both end their first part
-    # with "-<item>".
-    head = original_col.split(" - ", 1)[0].strip()
-    prefix, sep, item = head.rpartition("-")
-    if not sep or not prefix or not item:
-        raise ValueError(f"cannot read the item from column {original_col!r}")
-    return item
+def rating_rows(ratings: Iterable[StoredRating]) -> list[RatingRow]:
+    """Stored ratings as the metrics take them."""
+    return [RatingRow(r.participant_id, r.item, r.model, r.criterion, r.value, r.model_label) for r in ratings]
 
 
 def parse_ratings_csv(text: str) -> list[RatingRow]:
@@ -32,30 +31,14 @@ def parse_ratings_csv(text: str) -> list[RatingRow]:
     value, model_label. A row with an empty value (a skipped question) is left out; a non-numeric value or a
     missing column raises ValueError.
     """
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in _RATING_COLUMNS if c not in (reader.fieldnames or ())]
+    header = [column.strip() for column in next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])]
+    missing = [c for c in _RATING_COLUMNS if c not in header]
     if missing:
         raise ValueError(f"ratings CSV lacks columns {missing}")
-    rows: list[RatingRow] = []
-    for line, rec in enumerate(reader, start=2):
-        raw = (rec["value"] or "").strip()
-        if not raw:
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"line {line}: value {raw!r} is not a number") from None
-        rows.append(
-            RatingRow(
-                participant_id=rec["participant_id"].strip(),
-                item=_item_of(rec["original_col"]),
-                model=rec["model"].strip(),
-                criterion=rec["criterion"].strip(),
-                value=value,
-                model_label=rec["model_label"].strip(),
-            )
-        )
-    return rows
+    try:
+        return rating_rows(parse_ratings(text))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_ratings(path: str | Path) -> list[RatingRow]:

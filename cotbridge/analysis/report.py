@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from cotbridge.analysis import metrics
+from cotbridge.analysis.human_ratings import rating_rows
 from cotbridge.analysis.metrics import AnswerRow
 from cotbridge.cot.ensemble import EnsembleEnd, StepChoice, chosen_by_generator, count_truncated
 from cotbridge.errors import ConfigError
@@ -297,7 +298,7 @@ def ratings_summary(report: Report, ratings: Sequence[StoredRating]) -> dict[str
     answer-removed one's when that is all there is), then Pearson, Spearman and Kendall over the matched labels with
     their n, a note when n is small, and the labels that name no condition."""
     criteria = _rating_criteria(ratings)
-    rows = [metrics.RatingRow(r.participant_id, r.item, r.model, r.criterion, r.value, r.model_label) for r in ratings]
+    rows = rating_rows(ratings)
     means = metrics.mean_ratings(rows, criteria)
     counts = Counter(r.model_label for r in rows if r.criterion in criteria)
     by_label: dict[str, tuple[str, str, float]] = {}  # condition label -> (name, variant, consistency)

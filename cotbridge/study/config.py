@@ -26,6 +26,7 @@ from cotbridge.options import (
 )
 from cotbridge.providers.capabilities import batch_providers, check_patch
 from cotbridge.records import Condition, Variant
+from cotbridge.study.files import read_user_text
 from cotbridge.study.serve_section import ServeSection
 
 # Reports fit an 80-column terminal when the names in their rows and columns are this short.
@@ -232,11 +233,4 @@ def parse_study(text: str, source: str = "<study>") -> StudyConfig:
 
 def load_study(path: str | Path) -> StudyConfig:
     """Reads and validates a study file."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"no study file at {path}; see examples/ for the format")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the study file as UTF-8") from None
-    return parse_study(text, str(path))
+    return parse_study(read_user_text(path, "study file", "see examples/ for the format"), str(path))

@@ -1,5 +1,6 @@
-"""Files the commands write beside a study's results: a report never replaces a database and is written whole or
-not at all, and a results DB that a failed command created is not left behind empty."""
+"""Files the commands read and write beside a study's results: text files a user gives are read as UTF-8 with an
+error that says which file and how to fix it, a report never replaces a database and is written whole or not at all,
+and a results DB that a failed command created is not left behind empty."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ from pathlib import Path
 
 from cotbridge.cache.sqlite import DATA_TABLES, SIDE_FILES, holds_rows, is_sqlite_file, remove_database
 from cotbridge.errors import ConfigError
+
+
+def read_user_text(path: str | Path, what: str, missing_hint: str = "") -> str:
+    """The text of a file a user named (a study file, a ratings CSV): ConfigError naming it when it is missing (with
+    `missing_hint`, e.g. where to find an example) or is not UTF-8."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"no {what} at {path}" + (f"; {missing_hint}" if missing_hint else ""))
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the {what} as UTF-8") from None
 
 
 def checked_report_path(out: str, db: str) -> Path:

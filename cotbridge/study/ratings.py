@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cotbridge.errors import ConfigError
+from cotbridge.study.files import read_user_text
 
 # What a ratings CSV must have, and what it may have (the paper's user study has them all, the item inside
 # `original_col`, e.g. "orange-model-185 - Clarity of Steps: ...").
@@ -79,11 +80,4 @@ def parse_ratings(text: str, source: str = "<ratings>") -> list[StoredRating]:
 
 def read_ratings(path: str | Path) -> list[StoredRating]:
     """Ratings from a CSV file (see `parse_ratings`); ConfigError when it is missing or not UTF-8 text."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"no ratings CSV at {path}")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the ratings CSV as UTF-8") from None
-    return parse_ratings(text, str(path))
+    return parse_ratings(read_user_text(path, "ratings CSV"), str(path))
