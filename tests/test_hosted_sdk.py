@@ -271,7 +271,8 @@ price = {{ input = 2.0, output = 8.0 }}
 
     console = Console(record=True, width=200)
     render_table(report, console)
-    lines = console.export_text().splitlines()
+    text = console.export_text()
+    lines = text[text.index("tokens and cost") : text.index("accuracy per evaluator")].splitlines()  # the cost table
     priced_rows = [line.split() for line in lines if line.strip().startswith("o3 ")]
     assert len(priced_rows) > 2 and any(row[1] == "total" for row in priced_rows)  # per condition, then total
     assert [line.split()[1] for line in lines if line.strip().startswith("smol ")] == ["total"]  # unpriced
