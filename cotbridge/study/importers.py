@@ -122,6 +122,7 @@ class _Answered:
     text: str | None
     answer: str | None
     score: Score
+    question: str | None = None  # the problem's patient note and question, from the test set
 
     def trial(self, study: str, item: GenexFile, condition: Condition) -> TrialRow:
         return TrialRow(
@@ -153,6 +154,7 @@ class _Answered:
             normalized=self.score.normalized,
             correct=self.score.correct,
             truncated=False,
+            prompt_text=self.question,  # the release keeps no prompt; the explorer shows the question from this
         )
 
 
@@ -177,7 +179,8 @@ class _Rescorer:
             lower=meta["lower_limit"],
             upper=meta["upper_limit"],
         )
-        return _Answered(problem_id, text, answer, score)
+        question = "\n\n".join(str(m["content"]) for m in problem.prompt if m["role"] == "user") or None
+        return _Answered(problem_id, text, answer, score, question)
 
 
 @dataclass(slots=True)
