@@ -101,6 +101,24 @@ def test_reports_show_the_stored_aliases(tmp_path: Path) -> None:
     assert data["conditions"][1]["name"] == f"transfer:{long}"
 
 
+def test_names_with_brackets_are_shown_as_written(tmp_path: Path) -> None:
+    config = parse_study(STUDY.format(first="smol", alias='alias = "[b]S"'))
+    results = ResultsDB(tmp_path / "r.db")
+    results.save_study("names", stored_config(config))
+    long = "nemotron-research-reasoning-qwen"
+    rows = []
+    for pid in ("p1", "p2"):
+        rows += [_trial("transfer", "smol", long, pid, "1"), _trial("transfer", long, long, pid, "1")]
+        rows += [_trial("transfer", "smol", "smol", pid, "1"), _trial("transfer", long, "smol", pid, "2")]
+    results.put_trials(rows)
+    report = build_report(results, "names", "strict")
+    results.close()
+    console = Console(record=True, width=120, emoji=False)
+    render_table(report, console)
+    consistency = console.export_text().split("strict metric:")[0]
+    assert "transfer:[b]S" in consistency  # not read as rich markup (bold) and dropped
+
+
 def test_wide_grids_split_instead_of_wrapping() -> None:
     evaluators = {f"evaluator-{i:02d}": i / 20 for i in range(12)}
     report = Report(study="s", metric="strict", accuracy={"empty/full": evaluators, "default/full": evaluators})

@@ -87,9 +87,9 @@ def _fitted(console: Console, title: str | None, columns: list[_Column]) -> tupl
     while True:
         table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
         for column in kept:
-            table.add_column(column.header, justify=column.justify, no_wrap=True)
+            table.add_column(escape(column.header), justify=column.justify, no_wrap=True)
         for row in zip(*(c.cells for c in kept), strict=True):
-            table.add_row(*row)
+            table.add_row(*(escape(cell) for cell in row))  # names and labels are shown as written, never as markup
         worst = max((c.drop for c in kept), default=0)
         if worst == 0 or _width(console, table) <= console.width:
             return table, [c for c in columns if c not in kept]
