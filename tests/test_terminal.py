@@ -78,41 +78,43 @@ def _trial(condition: str, evaluator: str, source: str, pid: str, answer: str, t
     )
 
 
-def test_reports_show_the_stored_aliases(tmp_path: Path) -> None:
-    config = parse_study(STUDY.format(first="smol", alias='alias = "S"'))
+LONG = "nemotron-research-reasoning-qwen"
+
+
+def _stored_report(tmp_path: Path, alias: str, rows: list[TrialRow]) -> Report:
+    """The report of the study STUDY (first model `smol` with the given alias line) holding `rows`."""
     results = ResultsDB(tmp_path / "r.db")
-    results.save_study("names", stored_config(config))
-    long = "nemotron-research-reasoning-qwen"
+    try:
+        results.save_study("names", stored_config(parse_study(STUDY.format(first="smol", alias=alias))))
+        results.put_trials(rows)
+        return build_report(results, "names", "strict")
+    finally:
+        results.close()
+
+
+def test_reports_show_the_stored_aliases(tmp_path: Path) -> None:
     rows = []
     for pid, (x, y) in {"p1": ("1", "1"), "p2": ("1", "2")}.items():
-        rows += [_trial("empty", "smol", "", pid, x, tokens=5), _trial("empty", long, "", pid, y)]
-        rows += [_trial("transfer", "smol", long, pid, x), _trial("transfer", long, long, pid, y)]
-    results.put_trials(rows)
-    report = build_report(results, "names", "strict")
-    results.close()
+        rows += [_trial("empty", "smol", "", pid, x, tokens=5), _trial("empty", LONG, "", pid, y)]
+        rows += [_trial("transfer", "smol", LONG, pid, x), _trial("transfer", LONG, LONG, pid, y)]
+    report = _stored_report(tmp_path, 'alias = "S"', rows)
     console = Console(record=True, width=80, emoji=False)
     render_table(report, console)
     text = console.export_text()
-    assert "transfer:NRR" in text and long not in text.split("aliases:")[0]
+    assert "transfer:NRR" in text and LONG not in text.split("aliases:")[0]
     assert re.search(r"^S +smol \(local/smollm2-135m\)", text, re.M)  # the legend: alias, [models] name, model id
     assert "tokens and cost" in text  # counted tokens keep their table
     data = json.loads(render_json(report))
     assert [c["display"] for c in data["conditions"]] == ["empty", "transfer:NRR"]
-    assert data["conditions"][1]["name"] == f"transfer:{long}"
+    assert data["conditions"][1]["name"] == f"transfer:{LONG}"
 
 
 def test_names_with_brackets_are_shown_as_written(tmp_path: Path) -> None:
-    config = parse_study(STUDY.format(first="smol", alias='alias = "[b]S"'))
-    results = ResultsDB(tmp_path / "r.db")
-    results.save_study("names", stored_config(config))
-    long = "nemotron-research-reasoning-qwen"
     rows = []
     for pid in ("p1", "p2"):
-        rows += [_trial("transfer", "smol", long, pid, "1"), _trial("transfer", long, long, pid, "1")]
-        rows += [_trial("transfer", "smol", "smol", pid, "1"), _trial("transfer", long, "smol", pid, "2")]
-    results.put_trials(rows)
-    report = build_report(results, "names", "strict")
-    results.close()
+        rows += [_trial("transfer", "smol", LONG, pid, "1"), _trial("transfer", LONG, LONG, pid, "1")]
+        rows += [_trial("transfer", "smol", "smol", pid, "1"), _trial("transfer", LONG, "smol", pid, "2")]
+    report = _stored_report(tmp_path, 'alias = "[b]S"', rows)
     console = Console(record=True, width=120, emoji=False)
     render_table(report, console)
     consistency = console.export_text().split("strict metric:")[0]
