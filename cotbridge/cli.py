@@ -30,8 +30,9 @@ from rich.text import Text
 
 from cotbridge import __version__
 from cotbridge.analysis.explorer import explorer_page
+from cotbridge.analysis.reading import reading_lines
 from cotbridge.analysis.render import render_csv, render_json, render_table
-from cotbridge.analysis.report import build_report
+from cotbridge.analysis.report import Report, build_report
 from cotbridge.cache import ResponseStore
 from cotbridge.cache.batch_jobs import batch_jobs_of
 from cotbridge.cache.location import CACHE_DIR_ENV, default_cache_path
@@ -410,7 +411,8 @@ def _show_report(
     *,
     read_only: bool = False,
     ratings: str | None = None,
-) -> None:
+) -> Report:
+    """Shows (or writes) the study's report, and returns it."""
     target = checked_report_path(out, db) if out is not None else None
     given = read_ratings(ratings) if ratings is not None else None  # a bad CSV is named before any work
     results = ResultsDB(db, read_only=read_only)
@@ -423,7 +425,7 @@ def _show_report(
     if fmt == "table":
         if target is None:
             render_table(report, console)
-            return
+            return report
         buffer = io.StringIO()
         render_table(report, Console(file=buffer, width=160, emoji=False, force_terminal=False))
         text = buffer.getvalue()
@@ -431,16 +433,15 @@ def _show_report(
         text = page if page is not None else {"json": render_json, "csv": render_csv}[fmt](report)
         if target is None:
             print(text)
-            return
+            return report
     write_atomically(target, text)
     console.print(f"wrote {escape(str(target))}")
+    return report
 
 
 def _demo(args: argparse.Namespace) -> int:
     text = (resources.files("cotbridge") / "studies" / "demo.toml").read_text(encoding="utf-8")
     config = parse_study(text, "cotbridge demo")
-    from cotbridge.analysis.reading import reading_lines  # only the demo reads a report out loud
-
     console.print(
         "[bold]cotbridge demo[/bold]: local/smollm2-135m and local/gemma3-270m (llama.cpp in this process), "
         f"{config.study.sample} one-step word problems, conditions {', '.join(config.study.conditions)}, "
@@ -449,12 +450,7 @@ def _demo(args: argparse.Namespace) -> int:
     with removed_if_left_empty(args.db):
         summary = _run_study(config, args.db)
     _print_summary(summary, args.db)
-    _show_report(args.db, config.study.name, "strict")
-    results = ResultsDB(args.db, read_only=True)
-    try:
-        report = build_report(results, config.study.name, "strict")
-    finally:
-        results.close()
+    report = _show_report(args.db, config.study.name, "strict")
     console.print("\n[bold]What this run says[/bold]")
     for line in reading_lines(report, models="two tiny local models (135M and 270M parameters)"):
         console.print(Text(line))
