@@ -50,9 +50,9 @@ from cotbridge.serving.plan import GPU_COUNT_ENV
 from cotbridge.study import RunSummary, StudyConfig, load_study, parse_study, run_study
 from cotbridge.study.files import checked_report_path, removed_if_left_empty, write_atomically
 from cotbridge.study.importers import import_genex
+from cotbridge.study.phases import Progress as StudyProgress
 from cotbridge.study.ratings import read_ratings
 from cotbridge.study.results import ResultsDB
-from cotbridge.study.runner import Progress as StudyProgress
 
 DEFAULT_MODEL = "local/smollm2-135m"
 ASK_TIMEOUT_S = 120.0
@@ -208,11 +208,13 @@ def _cache_path(args: argparse.Namespace) -> int:
 
 
 class ProgressView:
-    """Rich progress for a study run: one bar per phase, with per-model counts of done, cached and failed."""
+    """Rich progress for a study run: one bar per phase, with per-model counts of done, cached and failed; the
+    phases run side by side, and a bar's total grows as its phase learns of more items."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.tasks: dict[str, TaskID] = {}
+        self.totals: dict[str, int] = {}
         self.counts: dict[str, dict[str, list[int]]] = {}
 
     def __call__(self, event: StudyProgress) -> None:
@@ -221,9 +223,14 @@ class ProgressView:
             return
         if event.total is not None:
             self.tasks[event.phase] = self.progress.add_task(event.phase, total=event.total)
+            self.totals[event.phase] = event.total
             self.counts[event.phase] = {}
             return
         task = self.tasks[event.phase]
+        if event.more:  # the phase learnt of more items (its inputs came in)
+            self.totals[event.phase] += event.more
+            self.progress.update(task, total=self.totals[event.phase])
+            return
         per_model = self.counts[event.phase].setdefault(event.model or "?", [0, 0, 0])
         per_model[0] += event.done
         per_model[1] += event.cached

@@ -21,7 +21,7 @@ from cotbridge.providers.litellm_map import bundled_price_map
 from cotbridge.records import Condition, Variant
 from cotbridge.study import parse_study, run_study
 from cotbridge.study.fingerprint import trial_fingerprint
-from cotbridge.study.runner import Progress
+from cotbridge.study.phases import Progress
 from tests.fault_server import FaultServer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,8 +15,8 @@ from cotbridge.cot import transfer
 from cotbridge.options import DEFAULT_ANSWER_TOKENS, DEFAULT_COT_TOKENS
 from cotbridge.providers.sdk import DEFAULT_THINKING_BUDGET
 from cotbridge.study import parse_study, run_study
+from cotbridge.study.phases import Progress
 from cotbridge.study.results import ResultsDB
-from cotbridge.study.runner import Progress
 from tests.fault_server import FaultServer
 from tests.imitations import REASONING
 

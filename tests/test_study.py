@@ -418,7 +418,7 @@ async def test_credentials_in_a_base_url_are_not_stored(faults: FaultServer, tmp
 async def test_a_phase_never_has_more_jobs_in_flight_than_its_bound_and_makes_them_lazily() -> None:
     import asyncio
 
-    from cotbridge.study.runner import Progress, RunSummary, Stream, _Phases
+    from cotbridge.study.phases import Progress, RunSummary, Stream, _Phases
 
     made = started = finished = 0
     most_made_ahead = most_in_flight = 0
@@ -452,8 +452,8 @@ async def test_a_phase_never_has_more_jobs_in_flight_than_its_bound_and_makes_th
 async def test_results_count_as_done_only_once_their_group_is_committed() -> None:
     import asyncio
 
-    from cotbridge.study import runner
-    from cotbridge.study.runner import Progress, RunSummary, Stream, _Phases
+    from cotbridge.study import phases as runner
+    from cotbridge.study.phases import Progress, RunSummary, Stream, _Phases
 
     committed: set[int] = set()
     groups: list[int] = []
@@ -484,8 +484,8 @@ async def test_results_count_as_done_only_once_their_group_is_committed() -> Non
 async def test_a_slow_phase_commits_its_rows_within_the_flush_interval() -> None:
     import asyncio
 
-    from cotbridge.study import runner
-    from cotbridge.study.runner import RunSummary, Stream, _Phases
+    from cotbridge.study import phases as runner
+    from cotbridge.study.phases import RunSummary, Stream, _Phases
 
     commits: list[float] = []
     done_at: dict[int, float] = {}
@@ -586,7 +586,7 @@ async def test_a_large_plan_runs_in_groups_and_resumes_by_key_lookups(faults: Fa
 async def test_a_results_db_that_fails_stops_the_phase_with_its_error() -> None:
     import asyncio
 
-    from cotbridge.study.runner import RunSummary, Stream, _Phases
+    from cotbridge.study.phases import RunSummary, Stream, _Phases
 
     async def job(i: int) -> int:
         await asyncio.sleep(0)
@@ -606,3 +606,75 @@ async def test_a_results_db_that_fails_stops_the_phase_with_its_error() -> None:
     with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
         await _Phases(RunSummary(), lambda event: None).run("trials", 100_000, [Stream("s", 4, jobs())], store)
     assert made < 100_000, "the phase stopped at the failure instead of running its whole plan"
+
+
+# -- phases side by side: a problem's trials start once its own CoTs exist ------------------------------------------
+
+
+async def test_readiness_gives_every_consumer_each_problem_once_in_the_order_it_became_ready() -> None:
+    import asyncio
+
+    from cotbridge.datasets import load_dataset
+    from cotbridge.study.readiness import Readiness
+
+    problems = load_dataset("builtin:arithmetic")[:4]
+    ids = [p.id for p in problems]
+    ready = Readiness(problems, 2)
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+
+    async def consume(name: str) -> None:
+        async for problem in ready.ready():
+            seen[name].append(problem.id)
+
+    consumers = [asyncio.ensure_future(consume(name)) for name in seen]
+    await asyncio.sleep(0)
+    for problem_id in (ids[2], ids[2], ids[0], ids[1]):  # problem 2 settles both its items first
+        ready.settle(problem_id)
+        await asyncio.sleep(0)
+    assert seen == {"a": [ids[2]], "b": [ids[2]]}, "a problem is ready only once all it waits for has settled"
+    ready.expect(ids[3], 1)  # learnt late: problem 3 waits for one more (3 in all)
+    ready.settle(ids[3], 2)
+    ready.close()  # the steps that settle them ended: problems 0, 1 and 3 wait for nothing more
+    await asyncio.wait_for(asyncio.gather(*consumers), 5)
+    assert seen["a"] == seen["b"] == [ids[2], ids[0], ids[1], ids[3]]
+
+
+async def test_a_problems_trials_start_before_the_slowest_cot_of_the_study_is_made(
+    faults: FaultServer, tmp_path: Path
+) -> None:
+    """The phases run side by side: with CoTs made one at a time by a slow server, the evaluator already answers
+    the first problems (their answer-removed CoTs included) while later problems' CoTs are still being made."""
+    text = f"""
+[study]
+name = "side-by-side"
+dataset = "builtin:arithmetic"
+sample = 8
+conditions = ["transfer"]
+answer_removal = "both"
+filter_model = "rule"
+
+[models.slow]
+model = "openai-compatible/slow"
+base_url = "{faults.base_url}"
+thinking_format = "think-tags"
+max_concurrency = 1
+evaluator = false
+
+[models.fast]
+model = "openai-compatible/ok"
+base_url = "{faults.base_url}"
+generator = false
+"""
+    db = tmp_path / "r.db"
+    summary = await run_study(parse_study(text), db)
+    assert not summary.failures and summary.trials == 8 * 2
+    with sqlite3.connect(db) as conn:
+        finished = {
+            model: (first, last)
+            for model, first, last in conn.execute(
+                "SELECT model, MIN(created_at), MAX(created_at) FROM responses GROUP BY model"
+            )
+        }
+        variants = {v for (v,) in conn.execute("SELECT DISTINCT variant FROM trials")}
+    assert finished["ok"][0] < finished["slow"][1], "the first trials ran while CoTs were still being made"
+    assert variants == {"full", "without_answer"}

@@ -17,8 +17,8 @@ from cotbridge.cli import ProgressView
 from cotbridge.errors import ConfigError
 from cotbridge.study import parse_study
 from cotbridge.study.config import default_alias
+from cotbridge.study.phases import Progress as StudyProgress
 from cotbridge.study.results import ResultsDB, TrialRow
-from cotbridge.study.runner import Progress as StudyProgress
 from cotbridge.study.runner import stored_config
 
 STUDY = """

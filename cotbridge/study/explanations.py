@@ -65,6 +65,7 @@ class ExplanationSet:
     def __init__(self) -> None:
         self._cots: dict[tuple[Variant, CotKind, str, str], dict[int, StudyCot]] = {}
         self._failed: dict[tuple[Variant, CotKind, str, str], str] = {}
+        self._of_problem: dict[tuple[Variant, str], list[dict[int, StudyCot]]] = {}
 
     def __len__(self) -> int:
         return sum(len(samples) for samples in self._cots.values())
@@ -72,7 +73,11 @@ class ExplanationSet:
     def add(self, cot: StudyCot) -> None:
         """Keeps a CoT, replacing one with the same key."""
         key = (cot.variant, cot.kind, cot.source, cot.explanation.problem_id)
-        self._cots.setdefault(key, {})[cot.explanation.sample_index] = cot
+        samples = self._cots.get(key)
+        if samples is None:
+            samples = self._cots[key] = {}
+            self._of_problem.setdefault((cot.variant, cot.explanation.problem_id), []).append(samples)
+        samples[cot.explanation.sample_index] = cot
 
     def fail(self, variants: list[Variant], kind: CotKind, source: str, problem_id: str, why: str) -> None:
         """Records that a source's CoTs for a problem could not be made (in these variants), and why."""
@@ -94,6 +99,10 @@ class ExplanationSet:
         """A source's CoTs of one kind for one problem, in sample order."""
         samples = self._cots.get((variant, kind, source, problem_id), {})
         return [samples[index].explanation for index in sorted(samples)]
+
+    def of_problem(self, variant: Variant, problem_id: str) -> list[StudyCot]:
+        """Every CoT of one variant for one problem."""
+        return [cot for samples in self._of_problem.get((variant, problem_id), []) for cot in samples.values()]
 
     def of_variant(self, variant: Variant) -> Iterator[StudyCot]:
         """Every CoT of one variant."""
