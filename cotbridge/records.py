@@ -20,11 +20,14 @@ Message = dict[str, Any]
 
 @dataclass(slots=True, frozen=True)
 class Usage:
-    """Token counts of one request as the server reported them (0 when it did not)."""
+    """Token counts of one request as the server reported them (0 when it did not); the `live_` counts are
+    those of a batch model's request its batch job could not answer, sent live at the live price."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    live_prompt_tokens: int = 0
+    live_completion_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -35,6 +38,8 @@ class Usage:
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
+            self.live_prompt_tokens + other.live_prompt_tokens,
+            self.live_completion_tokens + other.live_completion_tokens,
         )
 
 

@@ -17,14 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
-from cotbridge import Bridge, ConfigError, RetryPolicy
+from cotbridge import Bridge, BudgetExceeded, ConfigError, RetryPolicy
+from cotbridge.analysis.render import render_html, render_table
+from cotbridge.analysis.report import build_report
 from cotbridge.cache.batch_jobs import BatchJobStore
 from cotbridge.datasets import load_dataset
 from cotbridge.options import Price
+from cotbridge.providers.sent_live import SENT_LIVE
 from cotbridge.records import Condition, Variant
 from cotbridge.study import parse_study, run_study
 from cotbridge.study.fingerprint import trial_fingerprint
+from cotbridge.study.results import ExplanationRow, ResultsDB, TrialRow
 from tests.conftest import REPO
 from tests.fault_server import FaultServer
 from tests.imitations.anthropic_batch import AnthropicBatchImitation
@@ -200,6 +205,115 @@ async def test_batch_models_pay_the_batch_price(faults: FaultServer, keys: None)
         assert given.price == Price(input=1, output=1)  # a price given is taken as it is
 
 
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_a_request_its_job_did_not_answer_is_charged_the_live_price(
+    vendor: str, faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    model, url, _ = _where(faults, vendor)
+    async with Bridge(cache=tmp_path / "cache.db", budget_usd=5.0) as bridge:
+        batched = bridge.model(model, base_url=url, **FAST)
+        live = bridge.model(model, base_url=url)
+        answered, erred = await asyncio.gather(
+            batched.chat(ask(1), max_tokens=64), batched.chat(ask(2, ITEM_ERROR_MARKER), max_tokens=64)
+        )
+        assert bridge.budget is not None and batched.price is not None and live.price is not None
+        spent = bridge.budget.spent_usd
+    assert faults.total == 1  # the errored item, sent live
+    assert live.price == Price(input=batched.price.input * 2, output=batched.price.output * 2)  # the map's prices
+    assert erred.usage.completion_tokens > 0 and spent > 0
+    assert spent == pytest.approx(batched.price.cost(answered.usage) + live.price.cost(erred.usage))
+    assert erred.raw[SENT_LIVE] and SENT_LIVE not in answered.raw
+    async with Bridge(cache=tmp_path / "cache.db") as bridge:  # the cache row keeps the mark
+        again = await bridge.model(model, base_url=url, **FAST).chat(ask(2, ITEM_ERROR_MARKER), max_tokens=64)
+    assert again.cached and again.raw[SENT_LIVE] == erred.raw[SENT_LIVE]
+
+
+async def test_a_price_given_to_a_batch_model_is_its_batch_price_and_live_costs_twice(
+    faults: FaultServer, keys: None
+) -> None:
+    """Both vendors bill batches at half the live price (capabilities.toml's `batch.price_factor`, citing their
+    pricing pages): a price given to a batch model is what its batch requests cost, its requests sent live twice."""
+    async with Bridge(budget_usd=5.0) as bridge:
+        given = bridge.model("openai/o3", base_url=faults.base_url, price={"input": 1, "output": 3}, **FAST)
+        erred = await given.chat(ask(3, ITEM_ERROR_MARKER), max_tokens=64)
+        assert bridge.budget is not None
+        spent = bridge.budget.spent_usd
+    assert faults.total == 1 and spent > 0
+    assert spent == pytest.approx(Price(input=2, output=6).cost(erred.usage))
+
+
+async def test_a_batch_models_request_reserves_its_worst_case_at_the_live_price(
+    faults: FaultServer, keys: None
+) -> None:
+    """Its job may give it no result, and then it is billed at the live price: a budget that holds its worst case
+    at the batch price but not at the live price refuses it, as it refuses the same request of the live model."""
+    refusals = []
+    async with Bridge(budget_usd=0.03) as bridge:
+        for options in ({}, FAST):
+            with pytest.raises(BudgetExceeded) as refused:
+                await bridge.model("openai/o3", base_url=faults.base_url, **options).chat(ask(4), max_tokens=4000)
+            refusals.append(str(refused.value))
+        assert bridge.budget is not None and bridge.budget.spent_usd == 0 == bridge.budget.reserved_usd
+    assert refusals[0] == refusals[1]
+    worst = float(refusals[0].split("could cost up to $")[1].split(",")[0])
+    assert worst / 2 < 0.03 < worst  # at the batch price the request would have fitted
+    assert faults.total == 0 and faults.openai_batch.created == 0
+
+
+def test_the_report_counts_tokens_sent_live_at_the_live_price(tmp_path: Path) -> None:
+    """A batch model's stored price is its batch price; the trials and CoTs whose requests went live are priced at
+    the live price (for a price given: twice it, as the vendors' batch discount is half), and a line says so."""
+    results = ResultsDB(tmp_path / "study.db")
+    models = {
+        "o3": {"model": "openai/o3", "batch": True, "price": {"input": 1.0, "output": 4.0}},  # the bundled batch price
+        "claude": {"model": "anthropic/claude-sonnet-4-5", "batch": True, "price": {"input": 1.0, "output": 1.0}},
+        "mini": {"model": "openai/gpt-5-mini", "price": {"input": 0.25, "output": 2.0}},
+    }
+    results.save_study("s", {"models": models})
+    key = dict(study="s", variant="full", source="", sample_index=0, mode="prefill", text="t", answer="1")
+    trial = dict(key, condition="empty", normalized="1", correct=True, prompt_tokens=1000, completion_tokens=3000)
+    sent_live = dict(live_prompt_tokens=1000, live_completion_tokens=3000)
+    results.put_trials(
+        [
+            TrialRow(**trial, evaluator="o3", problem_id="p1"),  # type: ignore[arg-type]
+            TrialRow(**trial, evaluator="o3", problem_id="p2", **sent_live),  # type: ignore[arg-type]
+            TrialRow(**trial, evaluator="claude", problem_id="p1", **sent_live),  # type: ignore[arg-type]
+            TrialRow(**trial, evaluator="mini", problem_id="p1"),  # type: ignore[arg-type]
+        ]
+    )
+    cot = dict(study="s", problem_id="p1", source="o3", kind="greedy", sample_index=0, variant="full", cot="c")
+    done = dict(final_text="t", answer="1", normalized="1", correct=True, truncated=False)
+    results.put_explanations(
+        [ExplanationRow(**cot, **done, prompt_tokens=500, completion_tokens=2000, live_prompt_tokens=500)]  # type: ignore[arg-type]
+    )
+    report = build_report(results, "s")
+    o3, claude, mini = (report.costs[name] for name in ("o3", "claude", "mini"))
+    at_batch, at_live = (1000 * 1 + 3000 * 4) / 1e6, (1000 * 2 + 3000 * 8) / 1e6
+    cots = (500 * 2 + 2000 * 4) / 1e6  # the CoT's prompt went live, its completion came from the job
+    assert o3["rows"]["empty/full"]["usd"] == pytest.approx(at_batch + at_live)
+    assert o3["rows"]["CoTs (greedy, full)"]["usd"] == pytest.approx(cots)
+    assert o3["rows"]["CoTs (greedy, full)"]["live_prompt_tokens"] == 500
+    assert "live_prompt_tokens" not in mini["rows"]["empty/full"]  # rows of models run live are as they were
+    assert o3["usd"] == pytest.approx(at_batch + at_live + cots)
+    assert o3["live"] == {
+        "prompt_tokens": 1500,
+        "completion_tokens": 3000,
+        "price": {"input": 2.0, "output": 8.0},
+        "usd": pytest.approx((1500 * 2 + 3000 * 8) / 1e6),
+    }
+    assert claude["usd"] == pytest.approx((1000 * 2 + 3000 * 2) / 1e6)  # the price given, over the batch discount
+    assert mini["usd"] == pytest.approx((1000 * 0.25 + 3000 * 2) / 1e6) and mini["live"] is None
+    console = Console(record=True, width=250)
+    render_table(report, console)
+    shown = console.export_text()
+    line = next(line for line in shown.splitlines() if line.startswith("o3: "))
+    assert "1,500 prompt and 3,000 completion tokens were sent live" in line
+    assert "live price (2 / 8 USD per M in/out): 0.0270 of its 0.0480 USD" in line
+    lines = [line.split(":")[0] for line in shown.splitlines() if "were sent live" in line]
+    assert lines == ["claude", "o3"]  # mini ran live: no line
+    assert "1,500 prompt and 3,000 completion tokens were sent live" in render_html(report)
+
+
 async def test_batch_on_a_provider_without_a_batch_api_is_refused(keys: None, tmp_path: Path) -> None:
     async with Bridge() as bridge:
         with pytest.raises(ConfigError, match=r"deepseek/deepseek-chat: batch = true .*openai/, anthropic/"):
@@ -262,6 +376,36 @@ async def test_a_study_in_batch_mode_and_its_live_rerun_share_the_cache(
     summary = await run_study(parse_study(_study("live", claude, faults.base_url, "live-again")), db)
     assert not summary.failures
     assert faults.total == 0 and faults.openai_batch.created == 0  # every answer came from the cache
+
+
+async def test_a_batch_study_whose_job_expired_reports_the_requests_sent_live_at_the_live_price(
+    faults: FaultServer, keys: None, tmp_path: Path
+) -> None:
+    claude = f'model = "anthropic/claude-3-7-sonnet-latest"\nbase_url = "{faults.root_url}"\nbatch_poll_s = 0.01'
+    db = tmp_path / "study.db"
+    faults.openai_batch.expire_jobs = 1  # o3's first job (its own CoTs) expires: the unfinished requests go live
+    summary = await run_study(parse_study(_study("batch", claude, faults.base_url, "partly-live")), db)
+    expired = next(note for note in summary.notes if "expired" in note)
+    went_live = int(expired.split(";")[1].split()[0])
+    assert not summary.failures and went_live > 0 and faults.total == went_live
+    results = ResultsDB(db)
+    trials = [row for row in results.trials("partly-live") if row.evaluator == "o3"]
+    cots = [row for row in results.explanations("partly-live") if row.source == "o3"]
+    o3_rows: list[TrialRow | ExplanationRow] = [*trials, *cots]  # what the report counts as o3's
+    live_rows = [row for row in o3_rows if row.live_completion_tokens]
+    assert len(live_rows) == went_live
+    assert all(row.live_completion_tokens == row.completion_tokens for row in live_rows)
+    o3 = build_report(results, "partly-live").costs["o3"]
+    batch, live = Price(input=1.0, output=4.0), Price(input=2.0, output=8.0)  # o3's bundled prices
+    expected = sum(
+        (row.prompt_tokens - row.live_prompt_tokens) * batch.input
+        + (row.completion_tokens - row.live_completion_tokens) * batch.output
+        + row.live_prompt_tokens * live.input
+        + row.live_completion_tokens * live.output
+        for row in o3_rows
+    )
+    assert o3["live"]["completion_tokens"] == sum(row.live_completion_tokens for row in live_rows) > 0
+    assert o3["usd"] == pytest.approx(expected / 1e6)
 
 
 def test_cotbridge_run_shows_a_line_for_the_batch_jobs(faults: FaultServer, keys: None, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from cotbridge.analysis.report import (
     METRIC_DEFINITIONS,
     ConditionSummary,
     Report,
+    live_line,
 )
 
 
@@ -124,6 +125,8 @@ def render_table(report: Report, console: Console) -> None:
         console.print(f"trials per injection mode: {escape(ran)}")
     if _has_costs(report):
         console.print(_cost_table(report))
+        for line in _live_lines(report):
+            console.print(f"[yellow]{escape(line)}[/yellow]")
     evaluators = sorted({e for per in report.accuracy.values() for e in per})
     labels = []
     for label in report.accuracy:
@@ -213,6 +216,13 @@ def _has_costs(report: Report) -> bool:
     """Whether any tokens or dollars were counted (imported outputs have none: no table of zeros)."""
     keys = ("prompt_tokens", "completion_tokens", "reasoning_tokens")
     return any(any(spent[k] for k in keys) or spent["usd"] for spent in report.costs.values())
+
+
+def _live_lines(report: Report) -> list[str]:
+    """A line per batch model some of whose requests were sent live, at the live price (the cost table counts
+    them so; the line says it)."""
+    lines = (live_line(report.alias(model), spent) for model, spent in report.costs.items())
+    return [line for line in lines if line]
 
 
 def _cost_table(report: Report) -> Table:
@@ -516,4 +526,5 @@ def _html_costs(report: Report) -> list[str]:
                 f"<td>{_usd(row['usd'])}</td></tr>"
             )
     parts.append("</table>")
+    parts.extend(f"<p><b>{e(line)}</b></p>" for line in _live_lines(report))
     return parts

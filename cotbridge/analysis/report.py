@@ -248,7 +248,7 @@ def build_report(
     cot_counts = results.explanation_counts(study)
     report.truncated_cots = truncated_cots(cot_counts)
     report.redacted_cots = redacted_cots(cot_counts)
-    report.costs = cost_summary(results, study, trials.tokens, cot_counts)
+    report.costs = cost_summary(results, study, trials.tokens, cot_counts, results.live_token_counts(study))
     config = results.study_config(study)
     report.aliases, report.legend = aliases_and_legend(config, {e for per in data.values() for e in per}, data)
     for summary in report.conditions:
@@ -379,18 +379,21 @@ class _TrialPass:
         "reasoning_tokens",
         "error_kind",
         "error",
+        "live_prompt_tokens",
+        "live_completion_tokens",
     )
 
     def __init__(self, report: Report) -> None:
         self.report = report
         self.data: GatheredData = defaultdict(lambda: defaultdict(dict))
-        self.tokens: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+        # evaluator -> label -> [prompt, completion, reasoning, live prompt, live completion] tokens
+        self.tokens: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
         self._keys: dict[tuple[str, str, int], ConditionKey] = {}
         self._strings: dict[str, str] = {}  # one object per distinct problem id and answer: a million rows share them
 
     def add(self, values: tuple[Any, ...]) -> None:
         (condition, source, sample, variant, evaluator, pid, mode, answer, normalized, correct, truncated) = values[:11]
-        prompt, completion, reasoning, error_kind, error = values[11:]
+        prompt, completion, reasoning, error_kind, error, live_prompt, live_completion = values[11:]
         key = self._keys.get((condition, source, sample))
         if key is None:
             key = self._keys[(condition, source, sample)] = ConditionKey.parse(condition, source, sample)
@@ -411,6 +414,8 @@ class _TrialPass:
         counts[0] += prompt
         counts[1] += completion
         counts[2] += reasoning
+        counts[3] += live_prompt or 0
+        counts[4] += live_completion or 0
         per = self.report.modes.setdefault(evaluator, {})
         per[mode] = per.get(mode, 0) + 1
         if error_kind is not None:
@@ -492,42 +497,101 @@ def cost_summary(
     study: str,
     trial_tokens: dict[str, dict[str, list[int]]],
     cot_counts: list[tuple[str, str, str, int, int, int, int, int, int]],
+    cot_live: Sequence[tuple[str, str, str, int, int]] = (),
 ) -> dict[str, dict[str, Any]]:
     """Tokens per model and condition (CoT generation counted apart), in USD where the study gave a price.
-    `trial_tokens`: evaluator -> "label/variant" -> [prompt, completion, reasoning] tokens of its trials;
-    `cot_counts`: `ResultsDB.explanation_counts`."""
+    `trial_tokens`: evaluator -> "label/variant" -> [prompt, completion, reasoning, live prompt, live completion]
+    tokens of its trials; `cot_counts`: `ResultsDB.explanation_counts`; `cot_live`: `ResultsDB.live_token_counts`.
+
+    Tokens a batch model sent live (its job gave the request no result) cost the live price, not the study's batch
+    price: a row with any counts them apart (`live_prompt_tokens`, `live_completion_tokens`) and prices them at the
+    live price, and the model's `live` says how many there were, at what price and for how much (None when none
+    were)."""
     models = results.study_config(study).get("models") or {}
-    prices = {name: m.get("price") for name, m in models.items() if isinstance(m, dict)}
-    tokens: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    tokens: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
     for evaluator, per_label in trial_tokens.items():
         for label, counted in per_label.items():
-            tokens[evaluator][label] = list(counted)
+            tokens[evaluator][label] = [*counted, 0, 0][:5]
     for source, kind, variant, _, _, _, prompt, completion, reasoning in cot_counts:
         counts = tokens[source][f"CoTs ({kind}, {variant})"]
         counts[0] += prompt or 0
         counts[1] += completion or 0
         counts[2] += reasoning or 0
+    for source, kind, variant, live_prompt, live_completion in cot_live:
+        counts = tokens[source][f"CoTs ({kind}, {variant})"]
+        counts[3] += live_prompt or 0
+        counts[4] += live_completion or 0
     summary: dict[str, dict[str, Any]] = {}
     for model, per in sorted(tokens.items()):
-        price = prices.get(model)
-        rows = {}
-        for label, (prompt, completion, reasoning) in sorted(per.items()):
-            usd = (prompt * price["input"] + completion * price["output"]) / 1e6 if price else None
-            rows[label] = {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "reasoning_tokens": reasoning,
-                "usd": usd,
-            }
-        total_usd = sum(r["usd"] or 0.0 for r in rows.values()) if price else None
-        summary[model] = {
-            "rows": rows,
-            "prompt_tokens": sum(r["prompt_tokens"] for r in rows.values()),
-            "completion_tokens": sum(r["completion_tokens"] for r in rows.values()),
-            "reasoning_tokens": sum(r["reasoning_tokens"] for r in rows.values()),
-            "usd": total_usd,
-        }
+        section = models.get(model)
+        summary[model] = _model_costs(section if isinstance(section, dict) else {}, per)
     return summary
+
+
+def _model_costs(section: dict[str, Any], per: dict[str, list[int]]) -> dict[str, Any]:
+    """One model's rows and totals (see `cost_summary`); `section`: its [models] section as stored."""
+    price = section.get("price")
+    live_tokens = [sum(counts[3] for counts in per.values()), sum(counts[4] for counts in per.values())]
+    live = _live_price(section, price) if price and any(live_tokens) else price
+    rows = {}
+    for label, (prompt, completion, reasoning, live_prompt, live_completion) in sorted(per.items()):
+        usd = None
+        if price and live:
+            at_price = (prompt - live_prompt) * price["input"] + (completion - live_completion) * price["output"]
+            usd = (at_price + live_prompt * live["input"] + live_completion * live["output"]) / 1e6
+        row: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "reasoning_tokens": reasoning}
+        if live_prompt or live_completion:
+            row |= {"live_prompt_tokens": live_prompt, "live_completion_tokens": live_completion}
+        rows[label] = row | {"usd": usd}
+    total_usd = sum(r["usd"] or 0.0 for r in rows.values()) if price else None
+    sent_live = None
+    if any(live_tokens):
+        live_usd = (live_tokens[0] * live["input"] + live_tokens[1] * live["output"]) / 1e6 if live else None
+        sent_live = {
+            "prompt_tokens": live_tokens[0],
+            "completion_tokens": live_tokens[1],
+            "price": live,
+            "usd": live_usd,
+        }
+    return {
+        "rows": rows,
+        "prompt_tokens": sum(r["prompt_tokens"] for r in rows.values()),
+        "completion_tokens": sum(r["completion_tokens"] for r in rows.values()),
+        "reasoning_tokens": sum(r["reasoning_tokens"] for r in rows.values()),
+        "usd": total_usd,
+        "live": sent_live,
+    }
+
+
+def _live_price(section: dict[str, Any], price: dict[str, float]) -> dict[str, float]:
+    """The live price of a model whose stored `price` is its batch price when it ran in batch mode
+    (`cotbridge.providers.prices.live_price`: the bridge charged its live requests the same), else `price`."""
+    if not section.get("batch") or not section.get("model"):
+        return price
+    # Imported here: only a batch study with requests sent live needs the providers' price data.
+    from cotbridge.options import Price
+    from cotbridge.providers.prices import live_price
+    from cotbridge.providers.registry import provider_spec
+
+    spec, model_id = provider_spec(section["model"])
+    return live_price(spec, model_id, Price.model_validate(price)).model_dump()
+
+
+def live_line(name: str, spent: dict[str, Any]) -> str | None:
+    """How a report says that some of a batch model's requests were sent live and priced at the live price, e.g.
+    `o3: 1,200 prompt and 3,400 completion tokens were sent live (...) ...`; None when none were."""
+    sent = spent.get("live")
+    if not sent:
+        return None
+    tokens = f"{sent['prompt_tokens']:,} prompt and {sent['completion_tokens']:,} completion tokens"
+    line = f"{name}: {tokens} were sent live, as its batch jobs gave their requests no result"
+    if sent["price"] is None:
+        return line
+    price = sent["price"]
+    return (
+        f"{line}; they are counted at the live price ({price['input']:g} / {price['output']:g} USD per M in/out): "
+        f"{sent['usd']:.4f} of its {spent['usd']:.4f} USD"
+    )
 
 
 # What cut an ensemble CoT off, as reports name it: the EnsembleOptions cap to raise, or the step with nothing usable.

@@ -24,7 +24,7 @@ from cotbridge.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, ModelOptio
 from cotbridge.providers.base import Provider
 from cotbridge.providers.batch import DEFAULT_POLL_S, batch_provider, check_batch_provider
 from cotbridge.providers.capability_resolution import resolve_capabilities
-from cotbridge.providers.prices import batch_price, default_price
+from cotbridge.providers.prices import batch_price, default_price, live_price
 from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.providers.registry import ProviderArgs, ProviderSpec, provider_spec
 from cotbridge.providers.replicas import ReplicaSet
@@ -141,7 +141,8 @@ class Bridge:
         with litellm), extra_body (fields added to every request, part of the cache key) and capabilities (fields laid
         over what the bundled data says the model can do, e.g. {"visibility": "raw"}; see
         `cotbridge.providers.capability_resolution`), batch (openai/ and anthropic/ models: requests go as jobs to the
-        vendor's batch API, at the batch price, into the same cache rows; see `cotbridge.providers.batch`) and
+        vendor's batch API, at the batch price, into the same cache rows; a request a job gives no result is sent
+        live and charged at the live price, see `cotbridge.providers.batch` and `prices.live_price`) and
         batch_poll_s (the first wait between polls of a job). The key comes from api_key, else the variable named by
         api_key_env, else $COTBRIDGE_<PROVIDER>_API_KEY, else the hosted provider's own variable.
         """
@@ -163,6 +164,8 @@ class Bridge:
         bundled = (batch_price if opts.batch else default_price)(spec, model_id) if opts.price is None else None
         if bundled is not None:
             opts = opts.model_copy(update={"price": bundled})
+        # A batch model's request its job gives no result goes live and is billed at the live price.
+        live = live_price(spec, model_id, opts.price) if opts.batch and opts.price is not None else None
         pipeline = RequestPipeline(
             provider,
             store=self._store,
@@ -170,6 +173,7 @@ class Bridge:
             stats=self.stats,
             budget=self.budget,
             price=opts.price,
+            live_price=live,
             limiter=RateLimiter(opts.rpm, opts.tpm) if opts.rpm or opts.tpm else None,
         )
         self._pipelines.append(pipeline)

@@ -15,7 +15,9 @@ class Budget:
 
     Before a request, its worst case (`estimated_tokens` all billed at the output price) is reserved; if that
     could pass the limit, the request is refused with BudgetExceeded. After it, the reservation is replaced by
-    the real cost. So concurrent requests cannot together overshoot the limit.
+    the real cost. So concurrent requests cannot together overshoot the limit. A batch model's request is reserved
+    at its live price (its batch job may give it no result, and it is then sent live and billed at that price), and
+    charged at the price it was billed at (`cotbridge.client.pipeline.RequestPipeline._send_admitted`).
     """
 
     def __init__(self, limit_usd: float) -> None:

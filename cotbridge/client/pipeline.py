@@ -26,6 +26,7 @@ from cotbridge.options import Price
 from cotbridge.providers.base import Provider
 from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.providers.response import first_choice_fields, is_cacheable_choice, parse_logprobs, parse_usage
+from cotbridge.providers.sent_live import sent_live
 from cotbridge.records import BridgeStats, Completion, Usage
 
 # A computed operation (score, render, tokenize): produces the JSON to cache instead of a server response.
@@ -133,6 +134,7 @@ class RequestPipeline:
         budget: Budget | None,
         price: Price | None,
         limiter: RateLimiter | None = None,
+        live_price: Price | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -140,6 +142,7 @@ class RequestPipeline:
         self.stats = stats
         self.budget = budget if price is not None else None
         self.price = price
+        self.live_price = live_price or price  # a batch model's: what a request its job did not answer costs
         self.limiter = limiter
         self.closed = False
         self._started = False
@@ -373,17 +376,19 @@ class RequestPipeline:
         self, call: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], body: dict[str, Any]
     ) -> dict[str, Any]:
         """A request that waits for the model's rate limits (requests and tokens per minute) and, when priced under a
-        budget, is refused before it could pass the limit and then charged what it cost."""
+        budget, is refused before it could pass the limit and then charged what it cost (a batch model's worst case,
+        and a response it sent live as its job gave no result, at the live price: `cotbridge.providers.sent_live`)."""
         if self.limiter is not None:
             await self.limiter.acquire(self.provider.estimate_tokens(body))
         budget, price = self.budget, self.price
         if budget is None or price is None:
             return await call(body)
-        reserved = budget.reserve(price, self.provider.estimate_tokens(body), self.provider.model_name)
+        live_price = self.live_price or price
+        reserved = budget.reserve(live_price, self.provider.estimate_tokens(body), self.provider.model_name)
         actual = 0.0
         try:
             response = await call(body)
-            actual = price.cost(parse_usage(response))
+            actual = (live_price if sent_live(response) else price).cost(parse_usage(response))
             return response
         finally:
             budget.settle(reserved, actual)

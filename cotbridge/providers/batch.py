@@ -11,7 +11,9 @@ with backoff from `poll_s` (doubling up to `MAX_POLL_S`), and hands each caller 
 `chat_sample`), so a run started again after a kill, or with more samples, finds the job holding that very sample
 and polls it: a stored job is never submitted twice, and one sample's result never answers another. A request
 without a result (errored, expired, a job the vendor refused or failed) is sent live, and the run's notes
-(`BridgeStats.notes`) say how many and why.
+(`BridgeStats.notes`) say how many and why. The vendor bills such a request at the live price, so its response is
+marked (`cotbridge.providers.sent_live`): a budget charges it at the model's live price (`prices.live_price`), and a
+study's report counts its tokens at that price.
 
 Vendors: `batch_openai.py` (OpenAI's Batch API over /v1/responses), `batch_anthropic.py` (Message Batches).
 """
@@ -34,6 +36,7 @@ from cotbridge.providers.batch_openai import OpenAIBatchAPI
 from cotbridge.providers.batch_wire import BatchAPI, BatchLedger, JobState, Outcome
 from cotbridge.providers.capabilities import batch_providers
 from cotbridge.providers.sdk import SDKProvider
+from cotbridge.providers.sent_live import mark_sent_live
 from cotbridge.providers.transport import TransientFailure
 from cotbridge.providers.wire import CHAT
 from cotbridge.records import BridgeStats, ContinuationScore, Message
@@ -176,7 +179,8 @@ class BatchProvider(BaseProvider):
                 return CHAT.check(self.api.answer(outcome, request))
             except ValueError as exc:
                 outcome = f"the result is not a valid answer ({exc})"
-        return await self.inner.chat(body)  # no result in a job: live (the job's note says so)
+        # No result in a job: live (the job's note says so), marked so that it is counted at the live price.
+        return mark_sent_live(await self.inner.chat(body), outcome)
 
     async def _outcome(self, custom_id: str, request: dict[str, Any]) -> Outcome:
         """The request's result from the job holding it (a stored one first: never submitted twice), else from a
@@ -229,7 +233,7 @@ class BatchProvider(BaseProvider):
             state = await self.api.submit([(custom_id, request) for custom_id, (request, _) in requests.items()])
         except (ProviderError, TransientFailure, ValueError, KeyError) as exc:
             why = f"the vendor did not take the batch job ({_reason(exc)})"
-            self.stats.note(f"{self.model_name}: {why}; its {len(requests)} requests were sent live")
+            self.stats.note(f"{self.model_name}: {why}; its {len(requests)} requests were sent live, at the live price")
             for _, future in requests.values():
                 if not future.done():
                     future.set_result((None, why))
@@ -277,7 +281,7 @@ class BatchProvider(BaseProvider):
             if getattr(exc, "status", None) == 404:
                 self.ledger.update(job_id, "gone")
             why = f"batch job {job_id} could not be followed ({_reason(exc)})"
-            self.stats.note(f"{self.model_name}: {why}; its requests were sent live")
+            self.stats.note(f"{self.model_name}: {why}; its requests were sent live, at the live price")
             return _Finished({}, why)
 
     def _finished(self, state: JobState, outcomes: dict[str, Outcome]) -> _Finished:

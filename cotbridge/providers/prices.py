@@ -3,7 +3,14 @@ or `Bridge.model(price=...)` overrides it.
 
 Batch prices (`batch = true` models): the map's `input_cost_per_token_batches` / `output_cost_per_token_batches`
 where it has them, else the live price times the provider's `batch.price_factor` in `capabilities.toml` (which
-cites the vendor's pricing page). A price given by the user is taken as it is, for batch models too.
+cites the vendor's pricing page). A price given by the user is taken as it is, for batch models too: it is what a
+request answered in a batch job costs.
+
+Live prices of batch models (`live_price`): a request whose batch job gave it no result is sent live and billed at
+the live price (`cotbridge.providers.sent_live`). With the bundled batch price that is the map's live price of the
+model; with a price the user gave (or a model the map prices only for batches) it is that price divided by the
+provider's `batch.price_factor` (both vendors bill batches at half the live price, per their pricing pages cited in
+capabilities.toml), so a batch price given means the same live price the vendor's discount implies.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from cotbridge.providers.capabilities import batch_entry
 from cotbridge.providers.litellm_map import bundled_price_map, map_entry
 from cotbridge.providers.registry import ProviderSpec
 
-__all__ = ["batch_price", "bundled_price_map", "default_price"]
+__all__ = ["batch_price", "bundled_price_map", "default_price", "live_price"]
 
 
 def default_price(spec: ProviderSpec, model_id: str) -> Price | None:
@@ -32,6 +39,21 @@ def batch_price(spec: ProviderSpec, model_id: str) -> Price | None:
         return bundled
     factor = batch.price_factor
     return Price(input=round(live.input * factor, 6), output=round(live.output * factor, 6))
+
+
+def live_price(spec: ProviderSpec, model_id: str, batch: Price) -> Price:
+    """What a batch model's request sent live costs, `batch` being the price of its batch requests (see the module
+    docstring): the map's live price when `batch` is the map's batch price, else `batch` over the provider's
+    `batch.price_factor` (`batch` itself for a provider without a batch API)."""
+    if batch == batch_price(spec, model_id):
+        bundled = default_price(spec, model_id)
+        if bundled is not None:
+            return bundled
+    entry = batch_entry(spec.name)
+    if entry is None:
+        return batch
+    factor = entry.price_factor
+    return Price(input=round(batch.input / factor, 6), output=round(batch.output / factor, 6))
 
 
 def _priced(entry: dict[str, object] | None, suffix: str) -> Price | None:

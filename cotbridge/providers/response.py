@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from cotbridge.providers.sent_live import sent_live
 from cotbridge.records import TokenLogprob, Usage
 
 
 def parse_usage(response: dict[str, Any]) -> Usage:
     usage = response.get("usage") or {}
     details = usage.get("completion_tokens_details") or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    live = sent_live(response)
     return Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
         reasoning_tokens=int(details.get("reasoning_tokens") or 0),
+        live_prompt_tokens=prompt if live else 0,
+        live_completion_tokens=completion if live else 0,
     )
 
 

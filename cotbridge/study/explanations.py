@@ -56,6 +56,8 @@ class StudyCot:
             prompt_tokens=e.usage.prompt_tokens,
             completion_tokens=e.usage.completion_tokens,
             reasoning_tokens=e.usage.reasoning_tokens,
+            live_prompt_tokens=e.usage.live_prompt_tokens,
+            live_completion_tokens=e.usage.live_completion_tokens,
         )
 
 

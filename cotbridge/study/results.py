@@ -24,6 +24,7 @@ from cotbridge.study.ratings import StoredRating
 TRIAL_KEY = ("study", "condition", "variant", "evaluator", "source", "sample_index", "problem_id")
 EXPLANATION_KEY = ("study", "problem_id", "source", "kind", "sample_index", "variant")
 USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "reasoning_tokens")
+LIVE_USAGE_COLUMNS = ("live_prompt_tokens", "live_completion_tokens")
 
 
 @dataclass(slots=True)
@@ -60,6 +61,10 @@ class TrialRow:
     error: str | None = None
     fingerprint: str | None = None
     truncated: bool = False  # the answer (or the evaluator's own reasoning before it) hit its token cap
+    # Of the tokens above, those of requests a batch model sent live (their job gave no result): billed at the live
+    # price, not the batch price (`cotbridge.providers.sent_live`).
+    live_prompt_tokens: int = 0
+    live_completion_tokens: int = 0
 
     @property
     def failed(self) -> bool:
@@ -93,6 +98,8 @@ class ExplanationRow:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     redacted: bool = False  # the vendor withheld part of the reasoning: the CoT has gaps
+    live_prompt_tokens: int = 0  # of the tokens above, those sent live by a batch model (as in `TrialRow`)
+    live_completion_tokens: int = 0
 
 
 # -- schema -------------------------------------------------------------------------------------------------------
@@ -177,6 +184,14 @@ def _add_explanation_redacted_column(db: sqlite_utils.Database) -> None:
         table.add_column("redacted", int, not_null_default=0)
 
 
+def _add_live_token_columns(db: sqlite_utils.Database) -> None:
+    for name in ("trials", "explanations"):
+        table = db.table(name)
+        for column in LIVE_USAGE_COLUMNS:
+            if column not in table.columns_dict:
+                table.add_column(column, int, not_null_default=0)
+
+
 def _create_ratings_table(db: sqlite_utils.Database) -> None:
     db.table("ratings").create(
         {
@@ -200,6 +215,7 @@ RESULTS_MIGRATIONS: list[Migration] = [
     ("results_0004_trial_truncated", _add_trial_truncated_column),
     ("results_0005_explanation_redacted", _add_explanation_redacted_column),
     ("results_0006_ratings", _create_ratings_table),
+    ("results_0007_live_tokens", _add_live_token_columns),
 ]
 RATING_COLUMNS = tuple(f.name for f in fields(StoredRating))
 
@@ -336,6 +352,16 @@ class ResultsDB:
             "SELECT source, kind, variant, COUNT(*), SUM(truncated), SUM(redacted), SUM(prompt_tokens),"
             " SUM(completion_tokens), SUM(reasoning_tokens) FROM explanations WHERE study = ?"
             " GROUP BY source, kind, variant"
+        )
+        return self._conn.execute(sql, (study,)).fetchall()
+
+    def live_token_counts(self, study: str) -> list[tuple[str, str, str, int, int]]:
+        """Per (source, kind, variant) of a study's CoTs with any: the prompt and completion tokens a batch model
+        sent live, summed by SQLite."""
+        sql = (
+            "SELECT source, kind, variant, SUM(live_prompt_tokens), SUM(live_completion_tokens) FROM explanations"
+            " WHERE study = ? GROUP BY source, kind, variant"
+            " HAVING SUM(live_prompt_tokens) > 0 OR SUM(live_completion_tokens) > 0"
         )
         return self._conn.execute(sql, (study,)).fetchall()
 

@@ -86,6 +86,8 @@ def trial_row(study: str, variant: Variant, evaluator: str, given: TrialInput, r
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
         reasoning_tokens=result.usage.reasoning_tokens,
+        live_prompt_tokens=result.usage.live_prompt_tokens,
+        live_completion_tokens=result.usage.live_completion_tokens,
         truncated=result.truncated,
     )
 
