@@ -226,6 +226,11 @@ async def test_a_request_its_job_did_not_answer_is_charged_the_live_price(
     async with Bridge(cache=tmp_path / "cache.db") as bridge:  # the cache row keeps the mark
         again = await bridge.model(model, base_url=url, **FAST).chat(ask(2, ITEM_ERROR_MARKER), max_tokens=64)
     assert again.cached and again.raw[SENT_LIVE] == erred.raw[SENT_LIVE]
+    # Read back from the cache (a resumed study), its tokens still count as sent live.
+    assert (again.usage.live_prompt_tokens, again.usage.live_completion_tokens) == (
+        erred.usage.prompt_tokens,
+        erred.usage.completion_tokens,
+    )
 
 
 async def test_a_price_given_to_a_batch_model_is_its_batch_price_and_live_costs_twice(

@@ -26,7 +26,7 @@ from cotbridge.options import Price
 from cotbridge.providers.base import Provider
 from cotbridge.providers.ratelimit import RateLimiter
 from cotbridge.providers.response import first_choice_fields, is_cacheable_choice, parse_logprobs, parse_usage
-from cotbridge.providers.sent_live import sent_live
+from cotbridge.providers.sent_live import sent_live, stored_sent_live
 from cotbridge.records import BridgeStats, Completion, Usage
 
 # A computed operation (score, render, tokenize): produces the JSON to cache instead of a server response.
@@ -55,7 +55,10 @@ class SampleResult:
     @classmethod
     def from_cache(cls, hit: CachedResponse) -> SampleResult:
         response, latency_s, content, reasoning, finish_reason, logprobs, prompt, completion, thinking = hit
-        usage = Usage(prompt, completion, thinking)
+        if stored_sent_live(response):  # a batch model's request sent live: its tokens cost the live price
+            usage = Usage(prompt, completion, thinking, prompt, completion)
+        else:
+            usage = Usage(prompt, completion, thinking)
         return cls(response, latency_s, True, content, reasoning, finish_reason, logprobs, usage)
 
     @property

@@ -23,3 +23,12 @@ def mark_sent_live(response: dict[str, Any], why: str) -> dict[str, Any]:
 def sent_live(response: dict[str, Any]) -> bool:
     """Whether a batch model's request was sent live (billed at the live price)."""
     return bool(response.get(SENT_LIVE))
+
+
+# The mark as a key in the stored JSON text: inside a string (a model's answer quoting it) its quotes are escaped.
+_SENT_LIVE_KEY = f'"{SENT_LIVE}":'
+
+
+def stored_sent_live(response_json: str) -> bool:
+    """`sent_live` of a response as the cache stores it (its JSON text), without parsing it."""
+    return _SENT_LIVE_KEY in response_json
