@@ -11,15 +11,16 @@ greedy CoTs (size / 2 explanation rows) and a price per model, then `cotbridge r
 
     python benchmarks/scale.py [--skip-1m] [--evaluators 10] [--only study|report]
 
-Measured here (2 cores, 10 evaluators, endpoint bound 64):
+Measured here (2 cores, quiet machine, 10 evaluators, endpoint bound 64; phases side by side):
 
     trials    study s  trials/s  peak RSS MB | report (table) s  peak RSS MB | report --format json s  peak RSS MB
-    10,000        4.4      2272           84 |              0.8          111 |                    0.8          111
-    100,000      54.2      1847          106 |              3.6          183 |                    4.3          183
-    1,000,000   674.6      1482          188 |             24.3          487 |                   18.9          487
+    10,000        5.7      1758           82 |              1.4          111 |                    1.4          111
+    100,000      57.3      1745           99 |              2.8          183 |                    2.5          183
+    1,000,000   633.2      1579          181 |             17.8          489 |                   18.9          489
 
 The study's RSS grows by about 100 MB from 10k to 1M: the problem list itself (100,000 Problem objects at 1M,
-the plan's input) and one byte per planned trial (the run/skip plan); the jobs in flight stay at 2 x 64 per model.
+the plan's input, and the study's record of which of them are ready for their trials); the jobs in flight stay at
+2 x 64 per model. (Before the phases ran side by side: 4.4 / 54.2 / 674.6 s and 84 / 106 / 188 MB.)
 The report's RSS follows the trials it holds as answers (one small row object per trial, the problem ids and
 answers shared); its time is one pass over narrow columns plus numpy over evaluator pairs and 2,000 bootstrap
 resamples drawn in chunks. Before (measured at 100k while the machine was loaded): 36 s wall (7 s CPU) and
