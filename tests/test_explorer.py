@@ -459,5 +459,10 @@ async def test_the_papers_release_opens_quickly_and_every_cot_is_reachable(brows
     await browser.click('#problems tr[data-problem="10"]')
     await browser.wait_for(_view("p"))
     await browser.click("#cots .cot-card summary")
+    # A CoT's source shows by its alias, with the full name on hover.
+    first = await browser.js(
+        "[...document.querySelectorAll('#cots .cot-card summary b')].map(b => [b.textContent, b.title])"
+    )
+    assert ["DAPO", "BytedTsinghua-SIA_DAPO-Qwen-32B"] in first
     await shoot(browser, "explorer-genex-problem")
     _clean(browser)

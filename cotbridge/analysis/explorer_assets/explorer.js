@@ -491,7 +491,7 @@ function cotBody(i) {
 
 function cotCard(i, open, why) {
   const c = D.cots[i];
-  const head = h("summary", {}, h("b", {}, S(c[1])), ` · ${c[2]}${c[3] ? ` #${c[3]}` : ""} · `, h("span", { class: `variant ${c[4]}` }, VARIANT_NAME[c[4]] || c[4]),
+  const head = h("summary", {}, h("b", { title: S(c[1]) }, alias(S(c[1]))), ` · ${c[2]}${c[3] ? ` #${c[3]}` : ""} · `, h("span", { class: `variant ${c[4]}` }, VARIANT_NAME[c[4]] || c[4]),
     " · source's answer ", correctBadge(c[7]), " ", S(c[6]) ?? "none", c[8] ? h("span", { class: "warn" }, " · truncated") : null, c[9].redacted ? h("span", { class: "warn" }, " · partly withheld") : null,
     why ? h("span", { class: "muted" }, ` · ${why}`) : null);
   const card = h("details", { class: "cot-card", "data-cot": i, open });
@@ -537,7 +537,7 @@ function problemView(p, ci) {
   const all = index.cotsByProblem.get(p) || [];
   const out = [h("nav", { class: "crumbs" }, h("a", { href: "#" }, "Overview"), " / ", ci === null ? h("a", { href: "#problems" }, "all problems") : h("a", { href: `#c/${ci}` }, conditionName(D.conditions[ci])), ` / problem ${id}`),
     h("h2", {}, `Problem ${id}`)];
-  out.push(h("h3", {}, "Question ", h("span", { class: "muted" }, "(the prompt as sent)")), S(question) ? h("div", { class: "cot question-text" }, S(question)) : h("p", { class: "muted" }, "The results DB stores no question text for this problem (no trial or CoT kept its prompt)."));
+  out.push(h("h3", {}, "Question ", h("span", { class: "muted" }, "(as stored with its CoTs: the prompt sent, or for imported outputs the test set's note and question)")), S(question) ? h("div", { class: "cot question-text" }, S(question)) : h("p", { class: "muted" }, "The results DB stores no question text for this problem (no trial or CoT kept its prompt)."));
   const known = entries.find(([, t]) => t[3] === 1);
   out.push(h("p", {}, h("b", {}, "Gold answer: "), "not stored in the results DB", known ? ["; an answer marked correct: ", h("code", {}, S(known[1][2]))] : null));
   let given = new Set();
