@@ -155,13 +155,18 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     )
 
 
-def _add_usage_columns(db: sqlite_utils.Database) -> None:
-    # Files made before migrations may have these columns already.
+def _add_count_columns(db: sqlite_utils.Database, columns: tuple[str, ...]) -> None:
+    """Adds integer columns (default 0) to trials and explanations, skipping those a file has already."""
     for name in ("trials", "explanations"):
         table = db.table(name)
-        for column in USAGE_COLUMNS:
+        for column in columns:
             if column not in table.columns_dict:
                 table.add_column(column, int, not_null_default=0)
+
+
+def _add_usage_columns(db: sqlite_utils.Database) -> None:
+    # Files made before migrations may have these columns already.
+    _add_count_columns(db, USAGE_COLUMNS)
 
 
 def _add_trial_outcome_columns(db: sqlite_utils.Database) -> None:
@@ -185,11 +190,7 @@ def _add_explanation_redacted_column(db: sqlite_utils.Database) -> None:
 
 
 def _add_live_token_columns(db: sqlite_utils.Database) -> None:
-    for name in ("trials", "explanations"):
-        table = db.table(name)
-        for column in LIVE_USAGE_COLUMNS:
-            if column not in table.columns_dict:
-                table.add_column(column, int, not_null_default=0)
+    _add_count_columns(db, LIVE_USAGE_COLUMNS)
 
 
 def _create_ratings_table(db: sqlite_utils.Database) -> None:
