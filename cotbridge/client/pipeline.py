@@ -85,6 +85,34 @@ def split_usage(usage: dict[str, Any], count: int) -> list[dict[str, Any]]:
     return shares
 
 
+def split_samples(
+    response: dict[str, Any], count: int, computed: bool, provider: Provider, stats: BridgeStats
+) -> list[dict[str, Any]]:
+    """Splits a response into one response per sample (each with its own single choice); counts its tokens in
+    `stats`. A computed operation's JSON is one sample as it is."""
+    if computed:
+        return [response]
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not isinstance(choices, list) or len(choices) < count:
+        got = len(choices) if isinstance(choices, list) else 0
+        raise MalformedResponseError(
+            f"asked for {count} choice(s), the response has {got}",
+            model=provider.model_name,
+            endpoint=str(provider.endpoint_id),
+        )
+    usage = response.get("usage")
+    if usage:
+        stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+    if count == 1:
+        return [response]
+    head = {k: v for k, v in response.items() if k != "choices" and k != "usage"}
+    choices = sorted(choices, key=lambda c: c.get("index", 0))
+    shares = split_usage(usage or {}, count)
+    pairs = zip(choices[:count], shares, strict=True)
+    return [{**head, "usage": share, "choices": [{**c, "index": 0}]} for c, share in pairs]
+
+
 def records_to_store(
     provider: Provider,
     op: str,
@@ -209,16 +237,26 @@ class RequestPipeline:
             # Cache off: straight to the transport, one coroutine frame fewer on every resumption.
             started = time.perf_counter()
             response = await self._send(op, body, n, None)
-            latency = time.perf_counter() - started
-            results = [SampleResult.fresh(r, latency) for r in self._split_samples(response, n, False)]
+            results = self._fresh_results(response, n, time.perf_counter() - started, False)
         elif looked_up_key is not None and looked_up is not None and n == 1 and self._started:
             # One sample, looked up and missed: fetch it without `results`' frames (what `results` would do).
             results = await self._fetch_or_join(op, body, [0], [looked_up_key], None, looked_up)
         else:
             results = await self.results(op, body, n, looked_up=looked_up)
-        chat = op == "chat"
         if n == 1:
-            return self._completion(results[0], 0, prefill, chat)
+            return self._completion(results[0], 0, prefill, op == "chat")
+        return self._completions(results, prefill, op == "chat")
+
+    # No comprehension in a coroutine on the hot path: its free variables would become cells, objects the garbage
+    # collector tracks for as long as the request waits. They live in these plain methods instead.
+
+    def _fresh_results(self, response: dict[str, Any], n: int, latency: float, computed: bool) -> list[SampleResult]:
+        return [
+            SampleResult.fresh(sample, latency)
+            for sample in split_samples(response, n, computed, self.provider, self.stats)
+        ]
+
+    def _completions(self, results: list[SampleResult], prefill: str | None, chat: bool) -> list[Completion]:
         return [self._completion(result, i, prefill, chat) for i, result in enumerate(results)]
 
     def _completion(self, result: SampleResult, index: int, prefill: str | None, chat: bool) -> Completion:
@@ -294,10 +332,11 @@ class RequestPipeline:
     ) -> list[SampleResult]:
         """Fetches and stores the given samples; a caller asking for the same samples meanwhile shares the call.
         `sent_json`: the canonical JSON of the body as sent (`Provider.sent_body`), which the keys were made of."""
-        batch_keys = [keys[i] for i in indices]
+        # (map, not a comprehension: `keys` would become a cell; see `_fresh_results`)
+        batch_keys = keys if len(keys) == len(indices) else list(map(keys.__getitem__, indices))
         # partial, not a lambda: a lambda would make cells of all these locals (objects for the GC to track).
         call = partial(self._fetch_and_store, op, body, indices, batch_keys, compute, sent_json)
-        fetched, joined = await self.inflight.run("|".join(batch_keys), call)
+        fetched, joined = await self.inflight.run(batch_keys[0] if len(batch_keys) == 1 else "|".join(batch_keys), call)
         if joined:
             self.stats.deduplicated += 1
             return [result.shared() for result in fetched]
@@ -320,8 +359,7 @@ class RequestPipeline:
             return [result for part in parts for result in part]
         started = time.perf_counter()
         response = await self._send(op, body, n, compute, first)
-        latency = time.perf_counter() - started
-        return [SampleResult.fresh(r, latency) for r in self._split_samples(response, n, compute is not None)]
+        return self._fresh_results(response, n, time.perf_counter() - started, compute is not None)
 
     async def _fetch_and_store(
         self,
@@ -336,16 +374,32 @@ class RequestPipeline:
         started = time.perf_counter()
         response = await self._send(op, body, len(indices), compute, indices[0])
         latency = time.perf_counter() - started
-        per_sample = self._split_samples(response, len(indices), compute is not None)
-        results = [SampleResult.fresh(resp, latency) for resp in per_sample]
-        if self.store is None:
-            return results
-        request = sent_json if self.provider.sent_body(op, body) is body else canonical_json(body)
-        records = records_to_store(self.provider, op, request, keys, indices, per_sample, results, compute is not None)
-        committed = self.store.put_soon(records)
+        results, committed = self._store_fresh(
+            op, body, indices, keys, compute is not None, sent_json, response, latency
+        )
         if committed is not None:
             await committed  # the group commit holding these rows: nobody sees a result before it is stored
         return results
+
+    def _store_fresh(
+        self,
+        op: str,
+        body: dict[str, Any],
+        indices: list[int],
+        keys: list[str],
+        computed: bool,
+        sent_json: str,
+        response: dict[str, Any],
+        latency: float,
+    ) -> tuple[list[SampleResult], asyncio.Future[None] | None]:
+        """The results of one call's samples, and the group commit storing them (None: nothing to store)."""
+        per_sample = split_samples(response, len(indices), computed, self.provider, self.stats)
+        results = [SampleResult.fresh(sample, latency) for sample in per_sample]
+        if self.store is None:
+            return results, None
+        request = sent_json if self.provider.sent_body(op, body) is body else canonical_json(body)
+        records = records_to_store(self.provider, op, request, keys, indices, per_sample, results, computed)
+        return results, self.store.put_soon(records)
 
     def _key_function(self, op: str) -> Callable[[str, int], str]:
         """The cache-key function of this model for one operation (see `cotbridge.cache.keys`)."""
@@ -395,27 +449,3 @@ class RequestPipeline:
             return response
         finally:
             budget.settle(reserved, actual)
-
-    def _split_samples(self, response: dict[str, Any], count: int, computed: bool) -> list[dict[str, Any]]:
-        """Splits a response into one response per sample (each with its own single choice); counts tokens."""
-        if computed:
-            return [response]
-        choices = response.get("choices") if isinstance(response, dict) else None
-        if not isinstance(choices, list) or len(choices) < count:
-            got = len(choices) if isinstance(choices, list) else 0
-            raise MalformedResponseError(
-                f"asked for {count} choice(s), the response has {got}",
-                model=self.provider.model_name,
-                endpoint=str(self.provider.endpoint_id),
-            )
-        usage = response.get("usage")
-        if usage:
-            self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
-        if count == 1:
-            return [response]
-        head = {k: v for k, v in response.items() if k != "choices" and k != "usage"}
-        choices = sorted(choices, key=lambda c: c.get("index", 0))
-        shares = split_usage(usage or {}, count)
-        pairs = zip(choices[:count], shares, strict=True)
-        return [{**head, "usage": share, "choices": [{**c, "index": 0}]} for c, share in pairs]
