@@ -332,8 +332,7 @@ class RequestPipeline:
     ) -> list[SampleResult]:
         """Fetches and stores the given samples; a caller asking for the same samples meanwhile shares the call.
         `sent_json`: the canonical JSON of the body as sent (`Provider.sent_body`), which the keys were made of."""
-        # All samples: the keys as they are. Else map, not a comprehension (`keys` would become a cell; see
-        # `_fresh_results`).
+        # All samples: the keys as they are; else map, as a comprehension would make `keys` a cell.
         batch_keys = keys if len(keys) == len(indices) else list(map(keys.__getitem__, indices))
         # partial, not a lambda: a lambda would make cells of all these locals (objects for the GC to track).
         call = partial(self._fetch_and_store, op, body, indices, batch_keys, compute, sent_json)
