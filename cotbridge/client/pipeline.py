@@ -332,11 +332,11 @@ class RequestPipeline:
     ) -> list[SampleResult]:
         """Fetches and stores the given samples; a caller asking for the same samples meanwhile shares the call.
         `sent_json`: the canonical JSON of the body as sent (`Provider.sent_body`), which the keys were made of."""
-        # All samples: the keys as they are; else map, as a comprehension would make `keys` a cell.
-        batch_keys = keys if len(keys) == len(indices) else list(map(keys.__getitem__, indices))
-        # partial, not a lambda: a lambda would make cells of all these locals (objects for the GC to track).
+        # map, not a comprehension, and partial, not a lambda: either would make cells of these locals (objects the
+        # garbage collector tracks while the request waits).
+        batch_keys = list(map(keys.__getitem__, indices))
         call = partial(self._fetch_and_store, op, body, indices, batch_keys, compute, sent_json)
-        fetched, joined = await self.inflight.run(batch_keys[0] if len(batch_keys) == 1 else "|".join(batch_keys), call)
+        fetched, joined = await self.inflight.run("|".join(batch_keys), call)
         if joined:
             self.stats.deduplicated += 1
             return [result.shared() for result in fetched]
