@@ -1,29 +1,69 @@
-"""In-flight sharing (`SingleFlight`): a shared call lives while any caller still waits for it, and neither its
-result's absence nor its failure is remembered."""
+"""In-flight sharing (`SingleFlight`): a shared call lives while any caller still waits for it (started again for the
+others when the caller running it leaves), and neither its result's absence nor its failure is remembered."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cotbridge.cache import ResponseStore, SingleFlight
+from cotbridge.client import Model
 from tests.fake_provider import FakeProvider
 from tests.test_client import ASK, fake_model
 
+# A started model answers a single sample looked up and missed on its lean path (`RequestPipeline._fetch_one`); a
+# model not started yet goes through `results` (which starts it). Both must share calls alike.
+PATHS = pytest.mark.parametrize("started", [True, False], ids=["lean path", "results path"])
 
-async def test_a_caller_that_gives_up_leaves_the_shared_request_to_the_others(tmp_path: Path) -> None:
-    provider = FakeProvider(delay_s=0.3)
+
+async def _model(tmp_path: Path, provider: FakeProvider, started: bool) -> Model:
     model = fake_model(provider, ResponseStore(tmp_path / "c.db"), budget=None, price=None)
+    if started:
+        await model.start()
+    return model
+
+
+@PATHS
+async def test_a_caller_that_gives_up_hands_the_shared_request_over_to_the_others(
+    tmp_path: Path, started: bool
+) -> None:
+    provider = FakeProvider(delay_s=0.3)
+    model = await _model(tmp_path, provider, started)
     impatient = asyncio.ensure_future(asyncio.wait_for(model.chat(ASK), 0.05))
     await asyncio.sleep(0)
     patient = asyncio.ensure_future(model.chat(ASK))
     with pytest.raises(TimeoutError):
         await impatient
     answer = await patient
-    assert answer.text == "answer 1.0" and len(provider.bodies) == 1
-    assert (await model.chat(ASK)).cached, "the shared response was stored although its first caller left"
+    # The request ran in the impatient caller's task and left with it: it is sent again for the patient one.
+    assert answer.text == "answer 2.0" and len(provider.bodies) == 2
+    assert (await model.chat(ASK)).cached, "the patient caller's response was stored"
+
+
+@PATHS
+async def test_identical_requests_in_flight_share_one_call_and_its_failure(tmp_path: Path, started: bool) -> None:
+    provider = FakeProvider(delay_s=0.05)
+    model = await _model(tmp_path, provider, started)
+    answers = await asyncio.gather(*(model.chat(ASK) for _ in range(4)))
+    assert len(provider.bodies) == 1 and model.stats.deduplicated == 3
+    assert len({a.text for a in answers}) == 1 and [a.cached for a in answers] == [False, True, True, True]
+
+    class Failing(FakeProvider):
+        async def _respond(self, body: dict[str, Any], chat: bool) -> dict[str, Any]:
+            self.bodies.append(body)
+            await asyncio.sleep(0.05)
+            raise ConnectionError("the server went away")
+
+    failing = Failing()
+    model = await _model(tmp_path, failing, started)
+    results = await asyncio.gather(*(model.chat(ASK, max_tokens=5) for _ in range(3)), return_exceptions=True)
+    assert len(failing.bodies) == 1 and all(isinstance(r, ConnectionError) for r in results)
+    with pytest.raises(ConnectionError):
+        await model.chat(ASK, max_tokens=5)
+    assert len(failing.bodies) == 2, "a failure is not remembered: the next caller asks again"
 
 
 async def test_the_first_caller_waiting_on_leaves_a_joiner_that_gave_up_harmless() -> None:
@@ -45,13 +85,15 @@ async def test_the_first_caller_waiting_on_leaves_a_joiner_that_gave_up_harmless
 
 async def test_the_call_is_cancelled_when_its_last_caller_leaves() -> None:
     flight: SingleFlight[int] = SingleFlight()
-    cancelled = asyncio.Event()
+    started = cancelled = 0
 
     async def call() -> int:
+        nonlocal started, cancelled
+        started += 1
         try:
             await asyncio.sleep(10)
         except asyncio.CancelledError:
-            cancelled.set()
+            cancelled += 1
             raise
         return 1
 
@@ -59,10 +101,30 @@ async def test_the_call_is_cancelled_when_its_last_caller_leaves() -> None:
     await asyncio.sleep(0.01)
     callers[0].cancel()
     await asyncio.sleep(0.01)
-    assert not cancelled.is_set(), "one caller still waits"
+    assert (started, cancelled) == (2, 1), "the first caller's call left with it; one caller still waits for a new one"
     callers[1].cancel()
-    await asyncio.wait_for(cancelled.wait(), 1)
-    assert len(flight) == 0
+    await asyncio.sleep(0.01)
+    assert (started, cancelled) == (2, 2) and len(flight) == 0
+
+
+async def test_callers_cancelled_together_start_nothing_again() -> None:
+    """A failed study cancels all its tasks at once: the shared call must not be sent again for callers leaving too."""
+    flight: SingleFlight[int] = SingleFlight()
+    started = 0
+
+    async def call() -> int:
+        nonlocal started
+        started += 1
+        await asyncio.sleep(10)
+        return 1
+
+    callers = [asyncio.ensure_future(flight.run("k", call)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    for caller in callers:
+        caller.cancel()
+    results = await asyncio.gather(*callers, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert started == 1 and len(flight) == 0
 
 
 async def test_a_failure_reaches_every_waiter_and_is_not_remembered() -> None:

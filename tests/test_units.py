@@ -6,10 +6,11 @@ import time
 from email.utils import formatdate
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cotbridge.cache.keys import request_key
+from cotbridge.cache.keys import canonical_json, request_key
 from cotbridge.formats import split_inline_thinking, split_reasoning
 from cotbridge.providers.ratelimit import parse_reset, parse_retry_after, retry_wait_s
 from cotbridge.providers.response import is_cacheable_choice, parse_logprobs, parse_usage
@@ -40,6 +41,28 @@ def test_key_is_sha256_of_the_canonical_material() -> None:
     }
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert request_key(**BASE, body=body, sample_index=3) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_canonical_json_is_the_standard_librarys_sorted_compact_json(value: object) -> None:
+    """Cache keys are made of these bytes: the encoder made once must write what json.dumps writes, or every key
+    stored before would stop matching."""
+    import json
+
+    assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_canonical_json_refuses_what_json_refuses() -> None:
+    for bad, error in (({"t": float("nan")}, ValueError), ({"t": object()}, TypeError), ({(1, 2): 3}, TypeError)):
+        with pytest.raises(error):
+            canonical_json(bad)
 
 
 def test_key_separates_samples_endpoints_models_and_bodies() -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from cotbridge.cache.inflight import SingleFlight
+from cotbridge.cache.inflight import LeaderLeft, SingleFlight
 from cotbridge.cache.keys import canonical_json, request_key_function
 from cotbridge.cache.store import CachedResponse, ResponseRecord, ResponseStore
 from cotbridge.client.budget import Budget
@@ -117,8 +117,8 @@ def records_to_store(
     provider: Provider,
     op: str,
     request: str,
-    keys: list[str],
-    indices: list[int],
+    keys: Sequence[str],
+    indices: Sequence[int],
     per_sample: list[dict[str, Any]],
     results: list[SampleResult],
     computed: bool,
@@ -149,6 +149,34 @@ def records_to_store(
     ]
 
 
+def completion_of(result: SampleResult, model: str, index: int, prefill: str | None, chat: bool) -> Completion:
+    """The record a caller gets for one sample of `model`: a chat's reasoning split from its text (field, inline
+    tags or prefill)."""
+    if chat:
+        text, reasoning = split_reasoning(result.content, result.reasoning, prefill)
+    else:
+        text, reasoning = result.content or "", None
+    logprobs = result.logprobs
+    if isinstance(logprobs, str):
+        logprobs = json.loads(logprobs)
+    return Completion(
+        text=text,
+        reasoning=reasoning,
+        finish_reason=result.finish_reason,
+        usage=result.usage,
+        model=model,
+        cached=result.cached,
+        latency_s=result.latency_s,
+        sample_index=index,
+        logprobs=parse_logprobs(logprobs) if logprobs else None,
+        _raw=result.raw,
+    )
+
+
+def completions_of(results: list[SampleResult], model: str, prefill: str | None, chat: bool) -> list[Completion]:
+    return [completion_of(result, model, i, prefill, chat) for i, result in enumerate(results)]
+
+
 class RequestPipeline:
     """Runs one model's requests: `submit` for chat and completions, `results` for everything else.
 
@@ -168,6 +196,7 @@ class RequestPipeline:
         live_price: Price | None = None,
     ) -> None:
         self.provider = provider
+        self.model_name = provider.model_name
         self.store = store
         self.inflight = inflight
         self.stats = stats
@@ -218,9 +247,11 @@ class RequestPipeline:
             if hit is not None:
                 self.stats.cache_hits += 1
                 done: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-                done.set_result(self._completion(SampleResult.from_cache(hit), 0, prefill, op == "chat"))
+                done.set_result(completion_of(SampleResult.from_cache(hit), self.model_name, 0, prefill, op == "chat"))
                 return done
-        return self._submit_rest(op, body, n, prefill, encoded, key)
+            if self._started:
+                return self._fetch_one(op, body, key, encoded, prefill)
+        return self._submit_rest(op, body, n, prefill, encoded)
 
     async def _submit_rest(
         self,
@@ -229,23 +260,41 @@ class RequestPipeline:
         n: int,
         prefill: str | None,
         looked_up: str | None,
-        looked_up_key: str | None = None,
     ) -> Completion | list[Completion]:
-        """Everything the fast path did not answer. `looked_up`: the body's canonical JSON when sample 0 was already
-        looked up (under `looked_up_key`) and not found."""
+        """Everything the fast paths did not answer. `looked_up`: the body's canonical JSON when sample 0 was
+        already looked up and not found."""
         if self.store is None and self._started and (n == 1 or self.provider.capabilities.n_samples):
             # Cache off: straight to the transport, one coroutine frame fewer on every resumption.
             started = time.perf_counter()
             response = await self._send(op, body, n, None)
             results = self._fresh_results(response, n, time.perf_counter() - started, False)
-        elif looked_up_key is not None and looked_up is not None and n == 1 and self._started:
-            # One sample, looked up and missed: fetch it without `results`' frames (what `results` would do).
-            results = await self._fetch_or_join(op, body, [0], [looked_up_key], None, looked_up)
         else:
             results = await self.results(op, body, n, looked_up=looked_up)
         if n == 1:
-            return self._completion(results[0], 0, prefill, op == "chat")
-        return self._completions(results, prefill, op == "chat")
+            return completion_of(results[0], self.model_name, 0, prefill, op == "chat")
+        return completions_of(results, self.model_name, prefill, op == "chat")
+
+    async def _fetch_one(
+        self, op: str, body: dict[str, Any], key: str, encoded: str, prefill: str | None
+    ) -> Completion:
+        """One sample, looked up and missed (`key`, made of `encoded`): what `results` does for it, in fewer frames.
+        It is fetched and stored in the caller's own task, and shared with identical requests meanwhile."""
+        chat = op == "chat"
+        while (shared := self.inflight.join(key)) is not None:
+            try:
+                fetched = await shared
+            except LeaderLeft:
+                continue  # its caller left: run it here, or join the caller that took it over first
+            self.stats.deduplicated += 1
+            return completion_of(fetched[0].shared(), self.model_name, 0, prefill, chat)
+        flight = self.inflight.lead(key)
+        try:
+            results = await self._fetch_and_store(op, body, (0,), (key,), None, encoded)
+        except BaseException as error:
+            flight.left(error)
+            raise
+        flight.landed(results)
+        return completion_of(results[0], self.model_name, 0, prefill, chat)
 
     # No comprehension in a coroutine on the hot path: its free variables would become cells, objects the garbage
     # collector tracks for as long as the request waits. They live in these plain methods instead.
@@ -255,31 +304,6 @@ class RequestPipeline:
             SampleResult.fresh(sample, latency)
             for sample in split_samples(response, n, computed, self.provider, self.stats)
         ]
-
-    def _completions(self, results: list[SampleResult], prefill: str | None, chat: bool) -> list[Completion]:
-        return [self._completion(result, i, prefill, chat) for i, result in enumerate(results)]
-
-    def _completion(self, result: SampleResult, index: int, prefill: str | None, chat: bool) -> Completion:
-        """The record the caller gets: a chat's reasoning split from its text (field, inline tags or prefill)."""
-        if chat:
-            text, reasoning = split_reasoning(result.content, result.reasoning, prefill)
-        else:
-            text, reasoning = result.content or "", None
-        logprobs = result.logprobs
-        if isinstance(logprobs, str):
-            logprobs = json.loads(logprobs)
-        return Completion(
-            text=text,
-            reasoning=reasoning,
-            finish_reason=result.finish_reason,
-            usage=result.usage,
-            model=self.provider.model_name,
-            cached=result.cached,
-            latency_s=result.latency_s,
-            sample_index=index,
-            logprobs=parse_logprobs(logprobs) if logprobs else None,
-            _raw=result.raw,
-        )
 
     async def results(
         self, op: str, body: dict[str, Any], n: int, compute: Compute | None = None, *, looked_up: str | None = None
@@ -365,8 +389,8 @@ class RequestPipeline:
         self,
         op: str,
         body: dict[str, Any],
-        indices: list[int],
-        keys: list[str],
+        indices: Sequence[int],
+        keys: Sequence[str],
         compute: Compute | None,
         sent_json: str,
     ) -> list[SampleResult]:
@@ -385,8 +409,8 @@ class RequestPipeline:
         self,
         op: str,
         body: dict[str, Any],
-        indices: list[int],
-        keys: list[str],
+        indices: Sequence[int],
+        keys: Sequence[str],
         computed: bool,
         sent_json: str,
         response: dict[str, Any],
