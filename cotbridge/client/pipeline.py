@@ -288,8 +288,13 @@ class RequestPipeline:
             self.stats.deduplicated += 1
             return completion_of(fetched[0].shared(), self.model_name, 0, prefill, chat)
         flight = self.inflight.lead(key)
-        try:
-            results = await self._fetch_and_store(op, body, (0,), (key,), None, encoded)
+        try:  # `_fetch_and_store`'s steps, in this frame: one coroutine fewer to keep and re-enter
+            started = time.perf_counter()
+            response = await self._send(op, body, 1, None)
+            latency = time.perf_counter() - started
+            results, committed = self._store_fresh(op, body, (0,), (key,), False, encoded, response, latency)
+            if committed is not None:
+                await committed  # nobody sees a result before it is stored
         except BaseException as error:
             flight.left(error)
             raise
@@ -430,10 +435,9 @@ class RequestPipeline:
         key_of = self._key_functions.get(op)
         if key_of is None:
             provider = self.provider
-            key_of = request_key_function(
+            key_of = self._key_functions[op] = request_key_function(
                 op=op, provider=provider.name, endpoint=provider.endpoint_id, model=provider.served_model
             )
-            self._key_functions[op] = key_of
         return key_of
 
     def _send(
