@@ -10,46 +10,45 @@ from typing import Any
 import pytest
 
 from cotbridge.cache import ResponseStore, SingleFlight
-from cotbridge.client import Model
+from cotbridge.records import Completion
 from tests.fake_provider import FakeProvider
 from tests.test_client import ASK, fake_model
 
-# A started model answers a single sample looked up and missed on its lean path (`RequestPipeline._fetch_one`); a
-# model not started yet goes through `results` (which starts it). Both must share calls alike.
-PATHS = pytest.mark.parametrize("started", [True, False], ids=["lean path", "results path"])
+# One sample that missed the cache takes the lean path (`RequestPipeline._fetch_one`); several go through `results`
+# and `SingleFlight.run`. Both must share calls alike.
+PATHS = pytest.mark.parametrize("samples", [1, 2], ids=["lean path", "results path"])
 
 
-async def _model(tmp_path: Path, provider: FakeProvider, started: bool) -> Model:
-    model = fake_model(provider, ResponseStore(tmp_path / "c.db"), budget=None, price=None)
-    if started:
-        await model.start()
-    return model
+def _texts(answer: Completion | list[Completion]) -> list[str]:
+    return [a.text for a in (answer if isinstance(answer, list) else [answer])]
+
+
+def _cached(answer: Completion | list[Completion]) -> bool:
+    return all(a.cached for a in (answer if isinstance(answer, list) else [answer]))
 
 
 @PATHS
-async def test_a_caller_that_gives_up_hands_the_shared_request_over_to_the_others(
-    tmp_path: Path, started: bool
-) -> None:
+async def test_a_caller_that_gives_up_hands_the_shared_request_over_to_the_others(tmp_path: Path, samples: int) -> None:
     provider = FakeProvider(delay_s=0.3)
-    model = await _model(tmp_path, provider, started)
-    impatient = asyncio.ensure_future(asyncio.wait_for(model.chat(ASK), 0.05))
+    model = fake_model(provider, ResponseStore(tmp_path / "c.db"), budget=None, price=None)
+    impatient = asyncio.ensure_future(asyncio.wait_for(model.chat(ASK, n=samples), 0.05))
     await asyncio.sleep(0)
-    patient = asyncio.ensure_future(model.chat(ASK))
+    patient = asyncio.ensure_future(model.chat(ASK, n=samples))
     with pytest.raises(TimeoutError):
         await impatient
     answer = await patient
     # The request ran in the impatient caller's task and left with it: it is sent again for the patient one.
-    assert answer.text == "answer 2.0" and len(provider.bodies) == 2
-    assert (await model.chat(ASK)).cached, "the patient caller's response was stored"
+    assert _texts(answer)[0] == "answer 2.0" and len(provider.bodies) == 2
+    assert _cached(await model.chat(ASK, n=samples)), "the patient caller's response was stored"
 
 
 @PATHS
-async def test_identical_requests_in_flight_share_one_call_and_its_failure(tmp_path: Path, started: bool) -> None:
+async def test_identical_requests_in_flight_share_one_call_and_its_failure(tmp_path: Path, samples: int) -> None:
     provider = FakeProvider(delay_s=0.05)
-    model = await _model(tmp_path, provider, started)
-    answers = await asyncio.gather(*(model.chat(ASK) for _ in range(4)))
+    model = fake_model(provider, ResponseStore(tmp_path / "c.db"), budget=None, price=None)
+    answers = await asyncio.gather(*(model.chat(ASK, n=samples) for _ in range(4)))
     assert len(provider.bodies) == 1 and model.stats.deduplicated == 3
-    assert len({a.text for a in answers}) == 1 and [a.cached for a in answers] == [False, True, True, True]
+    assert len({tuple(_texts(a)) for a in answers}) == 1 and [_cached(a) for a in answers] == [False] + [True] * 3
 
     class Failing(FakeProvider):
         async def _respond(self, body: dict[str, Any], chat: bool) -> dict[str, Any]:
@@ -58,11 +57,11 @@ async def test_identical_requests_in_flight_share_one_call_and_its_failure(tmp_p
             raise ConnectionError("the server went away")
 
     failing = Failing()
-    model = await _model(tmp_path, failing, started)
-    results = await asyncio.gather(*(model.chat(ASK, max_tokens=5) for _ in range(3)), return_exceptions=True)
+    model = fake_model(failing, ResponseStore(tmp_path / "f.db"), budget=None, price=None)
+    results = await asyncio.gather(*(model.chat(ASK, n=samples) for _ in range(3)), return_exceptions=True)
     assert len(failing.bodies) == 1 and all(isinstance(r, ConnectionError) for r in results)
     with pytest.raises(ConnectionError):
-        await model.chat(ASK, max_tokens=5)
+        await model.chat(ASK, n=samples)
     assert len(failing.bodies) == 2, "a failure is not remembered: the next caller asks again"
 
 

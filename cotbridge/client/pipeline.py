@@ -239,7 +239,6 @@ class RequestPipeline:
         if self.closed:
             self._refuse_closed()
         store = self.store
-        encoded = key = None
         if store is not None and n == 1:
             encoded = canonical_json(self.provider.sent_body(op, body))
             key = self._key_function(op)(encoded, 0)
@@ -249,27 +248,22 @@ class RequestPipeline:
                 done: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
                 done.set_result(completion_of(SampleResult.from_cache(hit), self.model_name, 0, prefill, op == "chat"))
                 return done
-            if self._started:
-                return self._fetch_one(op, body, key, encoded, prefill)
-        return self._submit_rest(op, body, n, prefill, encoded)
+            return self._fetch_one(op, body, key, encoded, prefill)
+        return self._submit_rest(op, body, n, prefill)
 
     async def _submit_rest(
-        self,
-        op: str,
-        body: dict[str, Any],
-        n: int,
-        prefill: str | None,
-        looked_up: str | None,
+        self, op: str, body: dict[str, Any], n: int, prefill: str | None
     ) -> Completion | list[Completion]:
-        """Everything the fast paths did not answer. `looked_up`: the body's canonical JSON when sample 0 was
-        already looked up and not found."""
-        if self.store is None and self._started and (n == 1 or self.provider.capabilities.n_samples):
+        """Everything the fast paths did not answer: the cache off, or several samples."""
+        if not self._started:
+            await self.start()
+        if self.store is None and (n == 1 or self.provider.capabilities.n_samples):
             # Cache off: straight to the transport, one coroutine frame fewer on every resumption.
             started = time.perf_counter()
             response = await self._send(op, body, n, None)
             results = self._fresh_results(response, n, time.perf_counter() - started, False)
         else:
-            results = await self.results(op, body, n, looked_up=looked_up)
+            results = await self.results(op, body, n)
         if n == 1:
             return completion_of(results[0], self.model_name, 0, prefill, op == "chat")
         return completions_of(results, self.model_name, prefill, op == "chat")
@@ -279,6 +273,8 @@ class RequestPipeline:
     ) -> Completion:
         """One sample, looked up and missed (`key`, made of `encoded`): what `results` does for it, in fewer frames.
         It is fetched and stored in the caller's own task, and shared with identical requests meanwhile."""
+        if not self._started:
+            await self.start()
         chat = op == "chat"
         while (shared := self.inflight.join(key)) is not None:
             try:
@@ -311,7 +307,7 @@ class RequestPipeline:
         ]
 
     async def results(
-        self, op: str, body: dict[str, Any], n: int, compute: Compute | None = None, *, looked_up: str | None = None
+        self, op: str, body: dict[str, Any], n: int, compute: Compute | None = None
     ) -> list[SampleResult]:
         """One result per sample: from the cache where stored, else from the server (and then stored).
 
@@ -322,9 +318,9 @@ class RequestPipeline:
         if self.store is None:
             return await self._fetch_uncached(op, body, n, compute)
         key_of = self._key_function(op)
-        encoded = looked_up if looked_up is not None else canonical_json(self.provider.sent_body(op, body))
+        encoded = canonical_json(self.provider.sent_body(op, body))
         keys = [key_of(encoded, i) for i in range(n)]
-        results = self._read_cache(keys, skip_first=looked_up is not None)
+        results = self._read_cache(keys)
         missing = [i for i in range(n) if results[i] is None]
         if len(missing) == 1:  # no gather: it would wrap the one call in a task of its own
             results[missing[0]] = (await self._fetch_or_join(op, body, missing, keys, compute, encoded))[0]
@@ -338,12 +334,10 @@ class RequestPipeline:
                     results[i] = result
         return results  # type: ignore[return-value]
 
-    def _read_cache(self, keys: list[str], *, skip_first: bool) -> list[SampleResult | None]:
+    def _read_cache(self, keys: list[str]) -> list[SampleResult | None]:
         assert self.store is not None
         results: list[SampleResult | None] = [None] * len(keys)
         for i, key in enumerate(keys):
-            if i == 0 and skip_first:
-                continue
             hit = self.store.get(key, self._stats_key)
             if hit is not None:
                 results[i] = SampleResult.from_cache(hit)
