@@ -65,65 +65,57 @@ async def test_identical_requests_in_flight_share_one_call_and_its_failure(tmp_p
     assert len(failing.bodies) == 2, "a failure is not remembered: the next caller asks again"
 
 
+class CountedCall:
+    """A call that returns `value` after `delay_s`, counting how often it started and how often it was cancelled."""
+
+    def __init__(self, delay_s: float, value: int = 1) -> None:
+        self.delay_s, self.value = delay_s, value
+        self.started = self.cancelled = 0
+
+    async def __call__(self) -> int:
+        self.started += 1
+        try:
+            await asyncio.sleep(self.delay_s)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return self.value
+
+
 async def test_the_first_caller_waiting_on_leaves_a_joiner_that_gave_up_harmless() -> None:
     flight: SingleFlight[int] = SingleFlight()
-    started = 0
-
-    async def call() -> int:
-        nonlocal started
-        started += 1
-        await asyncio.sleep(0.1)
-        return 7
-
+    call = CountedCall(0.1, value=7)
     first = asyncio.ensure_future(flight.run("k", call))
     await asyncio.sleep(0)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(flight.run("k", call), 0.01)
-    assert await first == (7, False) and started == 1 and len(flight) == 0
+    assert await first == (7, False) and call.started == 1 and len(flight) == 0
 
 
 async def test_the_call_is_cancelled_when_its_last_caller_leaves() -> None:
     flight: SingleFlight[int] = SingleFlight()
-    started = cancelled = 0
-
-    async def call() -> int:
-        nonlocal started, cancelled
-        started += 1
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            cancelled += 1
-            raise
-        return 1
-
+    call = CountedCall(10)
     callers = [asyncio.ensure_future(flight.run("k", call)) for _ in range(2)]
     await asyncio.sleep(0.01)
     callers[0].cancel()
     await asyncio.sleep(0.01)
-    assert (started, cancelled) == (2, 1), "the first caller's call left with it; one caller still waits for a new one"
+    assert (call.started, call.cancelled) == (2, 1), "the first caller's call left with it; the other runs it anew"
     callers[1].cancel()
     await asyncio.sleep(0.01)
-    assert (started, cancelled) == (2, 2) and len(flight) == 0
+    assert (call.started, call.cancelled) == (2, 2) and len(flight) == 0
 
 
 async def test_callers_cancelled_together_start_nothing_again() -> None:
     """A failed study cancels all its tasks at once: the shared call must not be sent again for callers leaving too."""
     flight: SingleFlight[int] = SingleFlight()
-    started = 0
-
-    async def call() -> int:
-        nonlocal started
-        started += 1
-        await asyncio.sleep(10)
-        return 1
-
+    call = CountedCall(10)
     callers = [asyncio.ensure_future(flight.run("k", call)) for _ in range(3)]
     await asyncio.sleep(0.01)
     for caller in callers:
         caller.cancel()
     results = await asyncio.gather(*callers, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
-    assert started == 1 and len(flight) == 0
+    assert call.started == 1 and len(flight) == 0
 
 
 async def test_a_failure_reaches_every_waiter_and_is_not_remembered() -> None:
