@@ -1,9 +1,10 @@
 """The request pipeline of one model: cache lookup -> in-flight sharing -> budget -> send -> split -> store.
 
 Every request of a Model goes through here, and every hot-path trick lives here: a warm single-sample hit is
-answered with an already finished future (no coroutine, no task), the cache-off path skips the pipeline's own
-frames, and cache keys are built around the body's canonical JSON once. A response is committed to the cache
-before its caller sees it, so a killed run loses nothing that came back.
+answered with an already finished future (no coroutine, no task), a single sample that missed is fetched, shared
+and stored in one coroutine (`_fetch_one`), the cache-off path skips the pipeline's own frames, and cache keys are
+built around the body's canonical JSON once. A response is committed to the cache before its caller sees it, so a
+killed run loses nothing that came back.
 """
 
 from __future__ import annotations
