@@ -103,3 +103,33 @@ async def test_two_stores_writing_the_same_key_keep_one_row_and_fail_neither(tmp
     assert _row_count(db) == 20
     for store in stores:
         store.close()
+
+
+async def test_a_batch_that_finds_the_lock_taken_waits_for_it_off_the_event_loop(tmp_path: Path) -> None:
+    """Batches are written on the loop's thread on a connection that never waits; one that finds another
+    connection holding the lock goes to the writer thread, which waits for it while the loop goes on."""
+    db = tmp_path / "c.db"
+    store = ResponseStore(db)
+    first = store.put_soon([store_record(1)])
+    assert first is not None
+    await first
+    assert store._group is not None and store._group._writer is None, "an unlocked file needs no writer thread"
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    waiting = store.put_soon([store_record(2), store_record(3)])
+    assert waiting is not None
+    ticks, started = 0, asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - started < 0.3:
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks >= 10, f"the event loop stalled while the lock was held ({ticks} ticks in 0.3 s)"
+    assert not waiting.done() and _row_count(db) == 1 and store._group._writer is not None
+    locker.execute("COMMIT")
+    await asyncio.wait_for(waiting, 5)
+    assert _row_count(db) == 3
+    later = store.put_soon([store_record(4)])
+    assert later is not None
+    await later
+    assert _row_count(db) == 4
+    locker.close()
+    store.close()
