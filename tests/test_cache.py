@@ -155,8 +155,7 @@ async def test_responses_finishing_together_share_one_transaction(tmp_path: Path
     assert first is not None
     await first
     statements: list[str] = []
-    assert store._group is not None and store._group._loop_conn is not None
-    store._group._loop_conn.set_trace_callback(statements.append)  # the connection batches are written on
+    store._conn.set_trace_callback(statements.append)  # the connection batches are written on
     reader = sqlite3.connect(tmp_path / "c.db")
     seen_at_return: list[bool] = []
 

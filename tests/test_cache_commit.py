@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cotbridge import ConfigError
+from cotbridge.cache import checkpoint
 from cotbridge.cache.store import ResponseStore
 from tests.fake_provider import FakeProvider
 from tests.test_cache import store_record
@@ -133,3 +134,28 @@ async def test_a_batch_that_finds_the_lock_taken_waits_for_it_off_the_event_loop
     assert _row_count(db) == 4
     locker.close()
     store.close()
+
+
+async def test_the_write_ahead_log_is_checkpointed_off_the_event_loop_and_emptied_at_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's connection never checkpoints (the copy and its sync would stall the loop); its checkpoint
+    thread copies the log into the file after every CHECKPOINT_EVERY_ROWS rows, and closing leaves no log behind."""
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_EVERY_ROWS", 20)
+    db = tmp_path / "c.db"
+    store = ResponseStore(db)
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    empty_file = db.stat().st_size
+    for start in range(0, 60, 10):
+        committed = store.put_soon([store_record(i) for i in range(start, start + 10)])
+        assert committed is not None
+        await committed
+        await asyncio.sleep(0.05)  # a checkpoint running when more rows come leaves them to the next
+    assert store._checkpointer is not None
+    await _until(lambda: store._checkpointer is not None and store._checkpointer.runs >= 2, "two checkpoints")
+    await _until(lambda: db.stat().st_size > empty_file + 60 * 50, "the rows copied into the database file")
+    assert store._checkpointer.runs <= 3
+    store.put_many([store_record(i) for i in range(60, 65)])  # fewer than a checkpoint's worth, left in the log
+    store.close()
+    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+    assert _row_count(db) == 65

@@ -18,11 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import sqlite_utils
-
 from cotbridge.errors import ConfigError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 BUSY_TIMEOUT_MS = 60_000
 MMAP_BYTES = 1 << 30
@@ -48,7 +50,7 @@ EARLIER_LAYOUTS: tuple[dict[str, frozenset[str]], ...] = (
 )
 
 # (name, function): a schema change, applied once per file. Lists are ordered; append, never edit.
-Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
+Migration = tuple[str, Callable[["sqlite_utils.Database"], None]]
 
 
 def is_sqlite_file(path: str | Path) -> bool:
@@ -212,6 +214,8 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def migrate(conn: sqlite3.Connection, migrations: list[Migration]) -> None:
     """Applies the migrations a file has not seen yet, in order, recording each by name. One immediate transaction
     serializes two processes that open a new file at the same moment."""
+    import sqlite_utils  # here, not at the top: the cache's writer process only writes rows (0.2 s of imports)
+
     db = sqlite_utils.Database(conn)
     with write_transaction(conn):
         db[MIGRATIONS_TABLE].create(  # type: ignore[union-attr]

@@ -5,37 +5,51 @@ one file; every write is a short transaction, committed before the caller goes o
 across a network await (the transactions themselves are synchronous). Only successful responses are stored.
 
 Group commit (`put_soon`): a batch gathers the responses that finish within `LINGER_S` of its first, is written in
-one transaction, and each caller's future resolves only after that transaction committed. The batch is written on
-the event loop's thread, on a connection of the store's own that never waits for the lock: a batch of a few dozen
-rows takes about a millisecond (SQLite's automatic checkpoint, now and then, never waits for a lock either). When
-another connection (another process) holds the lock, the batch goes to a writer thread whose connection waits for
-it (the busy timeout), so the loop never stalls on a lock; the batches after it follow it there until it is done.
+one transaction, and each caller's future resolves only after that transaction committed. Where it is written:
+- on the event loop's thread, on the store's own connection made never to wait for the lock, for a store's first
+  `WRITER_PROCESS_AFTER_ROWS` rows (and always for ":memory:" and read-only stores);
+- then by the store's writer process (`cotbridge.cache.writer_process`), one batch at a time, which does SQLite's
+  work on another core without the GIL; if it ends early, its batch and all later ones are written here again
+  (INSERT OR IGNORE makes a batch it had stored harmless to write twice);
+- when another connection holds the lock, the loop's batch goes to a writer thread whose connection waits for it,
+  so the loop never stalls on a lock (the writer process waits for it itself).
 Measured on 2 cores against an instant local server: a transaction per response cost more than the HTTP round trip
-(about 130 us against 90 us); a writer thread for every batch cost more than the writing itself (the thread takes
-the GIL back several times per batch, each time after the loop gives it up, so a batch took some 20 ms and its
-callers' objects lived that long): the cold client ran at 0.70-0.75x raw aiohttp with batches written on the loop's
-thread, ahead of a writer thread per batch in five of six paired runs. The rows of a batch go in multi-row INSERTs
-(`_commit`): one trip through SQLite per chunk of rows, not per row.
+(about 130 us against 90 us); a writer thread for every batch cost more than the writing itself (it takes the GIL
+back several times per batch, each time after the loop gives it up); batches on the loop's thread cost it some
+14 us of CPU per row. With the writer process the cold client ran at 0.76x raw aiohttp against 0.69x with every
+batch on the loop's thread (medians of 20 paired rounds). The rows of a batch go in multi-row INSERTs
+(`cotbridge.cache.row_writes`). Lookups run on the same connection as the loop's writes, so its page cache
+survives them; the write-ahead log is checkpointed off the loop (`cotbridge.cache.checkpoint`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlite_utils
 from pydantic_core import to_json
 
-from cotbridge.cache.sqlite import SIDE_FILES, Migration, connect, database_error, open_database, write_transaction
+from cotbridge.cache.checkpoint import Checkpointer
+from cotbridge.cache.row_writes import INSERT, Row, commit_rows, commit_rows_without_waiting, is_busy
+from cotbridge.cache.sqlite import (
+    SIDE_FILES,
+    Migration,
+    connect,
+    database_error,
+    open_database,
+    write_transaction,
+)
+from cotbridge.cache.writer_process import WriterGone, WriterProcess
 from cotbridge.errors import ConfigError
 
 _SELECT_BY_KEY = (
@@ -104,7 +118,8 @@ class CachedResponse(NamedTuple):
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__ (slower)
 class ResponseRecord:
-    """One response to store, with what identifies it. `request`: the body, or its JSON text already encoded."""
+    """One response to store, with what identifies it. `request`, `response`: dicts, or their JSON text already
+    encoded."""
 
     key: str
     op: str
@@ -113,7 +128,7 @@ class ResponseRecord:
     model: str
     sample_index: int
     request: dict[str, Any] | str
-    response: dict[str, Any]
+    response: dict[str, Any] | str
     latency_s: float
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -124,16 +139,11 @@ class ResponseRecord:
     logprobs: Any = None
 
 
-_INSERT = (
-    "INSERT OR IGNORE INTO responses (key, op, provider, endpoint, model, sample_index, request, response,"
-    " prompt_tokens, completion_tokens, reasoning_tokens, content, reasoning, finish_reason, logprobs, latency_s,"
-    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 # Made once: json.dumps with options builds a new encoder on every call.
 _stdlib_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _to_json(value: Any) -> str:
+def json_text(value: Any) -> str:
     """JSON text of a response: pydantic-core's encoder (in Rust, about 4x faster than the standard library's on a
     chat response, and compact); the standard library's for what it refuses (a lone surrogate, an unknown type), so
     what was stored before is stored still. Only the text's meaning matters here: keys are made elsewhere."""
@@ -143,7 +153,7 @@ def _to_json(value: Any) -> str:
         return _stdlib_json(value)
 
 
-def _rows(records: Iterable[ResponseRecord]) -> list[tuple[Any, ...]]:
+def _rows(records: Iterable[ResponseRecord]) -> list[Row]:
     """The INSERT's parameters of each record: request, response and log-probs as JSON text."""
     now = time.time()
     return [
@@ -154,15 +164,15 @@ def _rows(records: Iterable[ResponseRecord]) -> list[tuple[Any, ...]]:
             r.endpoint,
             r.model,
             r.sample_index,
-            r.request if isinstance(r.request, str) else _to_json(r.request),
-            _to_json(r.response),
+            r.request if isinstance(r.request, str) else json_text(r.request),
+            r.response if isinstance(r.response, str) else json_text(r.response),
             r.prompt_tokens,
             r.completion_tokens,
             r.reasoning_tokens,
             r.content,
             r.reasoning,
             r.finish_reason,
-            None if r.logprobs is None else _to_json(r.logprobs),
+            None if r.logprobs is None else json_text(r.logprobs),
             r.latency_s,
             now,
         )
@@ -170,14 +180,14 @@ def _rows(records: Iterable[ResponseRecord]) -> list[tuple[Any, ...]]:
     ]
 
 
+# Rows a store commits on the loop's thread before it starts its writer process (which takes about 0.1 s to be
+# ready; batches are written here meanwhile): a short run never needs one.
+WRITER_PROCESS_AFTER_ROWS = 64
+log = logging.getLogger("cotbridge")
+
 # How long a batch gathers rows before it is written: long enough that a busy cache writes dozens of rows per
 # transaction, short beside any model's answer.
 LINGER_S = 0.003
-
-
-def _is_busy(error: BaseException | None) -> bool:
-    """Whether a write failed only because another connection holds the lock (SQLITE_BUSY and its variants)."""
-    return isinstance(error, sqlite3.OperationalError) and (error.sqlite_errorcode & 0xFF) == sqlite3.SQLITE_BUSY
 
 
 class GroupCommit:
@@ -187,22 +197,29 @@ class GroupCommit:
 
     The futures of a batch's rows resolve on the loop once it committed, or raise `failure(error)` if it did not."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str | None, failure: Callable[[sqlite3.Error], Exception]):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str | None,
+        failure: Callable[[sqlite3.Error], Exception],
+        checkpointer: Checkpointer | None = None,
+    ):
         self._conn = conn
         self._path = path
         self._failure = failure
-        self._loop_conn: sqlite3.Connection | None = None  # writes on the loop's thread; never waits for the lock
-        if path is not None:
-            self._loop_conn = connect(path, WHAT)
-            self._loop_conn.execute("PRAGMA busy_timeout = 0")
+        self._checkpointer = checkpointer
         self._writer: ThreadPoolExecutor | None = None  # made when a batch first finds the lock taken
         self._writer_conn: sqlite3.Connection | None = None
-        self._queued: list[tuple[Any, ...]] = []
+        self._queued: list[Row] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled_on: asyncio.AbstractEventLoop | None = None  # the loop a hand-over is scheduled on
-        self._writing_on: asyncio.AbstractEventLoop | None = None  # the loop of the batch in the writer thread
+        self._writing_on: asyncio.AbstractEventLoop | None = None  # the loop of the batch in the thread or process
+        self._rows_here = 0  # rows committed on the loop's thread
+        self._process: WriterProcess | None = None  # started after WRITER_PROCESS_AFTER_ROWS rows
+        self._taking_back = False  # while a process is ended here: its batch's outcome must not hand over the next
+        self.writer_failure: str | None = None  # why the writer process ended early (then batches stay here)
 
-    def queue(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
+    def queue(self, rows: list[Row]) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         committed = loop.create_future()
         self._queued.extend(rows)
@@ -219,17 +236,80 @@ class GroupCommit:
             return  # the batch being written hands over the next when it is done (the thread takes one at a time)
         rows, waiters = self._queued, self._waiters
         self._queued, self._waiters = [], []
-        if self._loop_conn is None:
-            self._resolve(waiters, _commit(self._conn, rows))
+        if self._path is None:
+            self._resolve(waiters, commit_rows(self._conn, rows))
             return
-        error = _commit(self._loop_conn, rows)
-        if not _is_busy(error):
+        process = self._process_on(loop)
+        if process is not None:
+            self._writing_on = loop
+            process.send(rows, lambda error: self._written_by_process(rows, waiters, error))
+            return
+        error = commit_rows_without_waiting(self._conn, rows)
+        if not is_busy(error):
+            if error is None:
+                self._wrote_here(len(rows), loop)
             self._resolve(waiters, error)
             return
         self._writing_on = loop  # another connection holds the lock: wait for it off the loop
         writer, conn = self._writer_thread()
-        job = loop.run_in_executor(writer, _commit, conn, rows)
+        job = loop.run_in_executor(writer, commit_rows, conn, rows)
         job.add_done_callback(lambda job: self._written(waiters, job))
+
+    def _wrote_here(self, count: int, loop: asyncio.AbstractEventLoop) -> None:
+        """Counts rows committed on the loop's thread; past WRITER_PROCESS_AFTER_ROWS, starts the writer process
+        (batches stay here until it is ready)."""
+        if self._checkpointer is not None:
+            self._checkpointer.written(count)
+        self._rows_here += count
+        if self._process is None and self.writer_failure is None and self._rows_here >= WRITER_PROCESS_AFTER_ROWS:
+            assert self._path is not None
+            try:
+                self._process = WriterProcess(self._path, loop)
+            except OSError as exc:
+                self._note_writer_failure(f"it could not start ({exc})")
+
+    def _process_on(self, loop: asyncio.AbstractEventLoop) -> WriterProcess | None:
+        """The writer process when it is ready to write for this loop. One that ended is dropped (and said so); one
+        started on another loop (whose replies that loop would read) is ended."""
+        process = self._process
+        if process is None:
+            return None
+        if process.failure is not None:
+            self._process = None
+            self._note_writer_failure(process.failure)
+            return None
+        if process.loop is not loop:
+            self._end_process()
+            return None
+        return process if process.ready else None
+
+    def _note_writer_failure(self, why: str) -> None:
+        self.writer_failure = why
+        log.warning("cache writer process for %s ended (%s): batches are written in this process", self._path, why)
+
+    def _written_by_process(
+        self, rows: list[Row], waiters: list[asyncio.Future[None]], error: BaseException | None
+    ) -> None:
+        self._writing_on = None
+        if isinstance(error, WriterGone):  # written here instead; INSERT OR IGNORE keeps one of any row it stored
+            self._queued[:0] = rows
+            self._waiters[:0] = waiters
+        else:
+            self._resolve(waiters, error)
+        if not self._taking_back:
+            self._hand_over()
+
+    def _end_process(self) -> None:
+        """Ends the writer process after the batch it holds (resolved, or queued here again, by its outcome)."""
+        if self._process is None:
+            return
+        self._taking_back = True
+        try:
+            self._process.close()
+        finally:
+            self._taking_back = False
+            self._process = None
+            self._writing_on = None
 
     def _writer_thread(self) -> tuple[ThreadPoolExecutor, sqlite3.Connection]:
         """The writer thread and its connection (which waits for the lock), made the first time they are needed."""
@@ -254,50 +334,22 @@ class GroupCommit:
                 waiter.set_exception(self._failure(error) if isinstance(error, sqlite3.Error) else error)
 
     def drain(self) -> None:
-        """Waits for the batch in the writer thread and commits what is still queued, here and now (for closing)."""
+        """Waits for the batch in the writer process or thread and commits what is still queued, here and now (for
+        closing)."""
+        self._end_process()
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
         if self._queued:
             rows, waiters = self._queued, self._waiters
             self._queued, self._waiters = [], []
-            self._resolve(waiters, _commit(self._conn, rows))
+            self._resolve(waiters, commit_rows(self._conn, rows))
 
     def close(self) -> None:
         self.drain()
-        for conn in (self._loop_conn, self._writer_conn):
-            if conn is not None:
-                conn.close()
-        self._loop_conn = self._writer_conn = None
-
-
-# Rows per INSERT statement in a group commit: one multi-row INSERT binds all its rows and then runs one SQLite
-# step, where executemany runs a step per row and lets go of the GIL around each (in the writer thread, each time
-# waiting to get it back). 32 rows x 17 columns stay under SQLite's oldest limit on bound parameters (999).
-_ROWS_PER_INSERT = 32
-_COLUMNS = _INSERT.count("?")
-
-
-@cache
-def _insert_of(count: int) -> str:
-    """The INSERT of `count` rows (statement texts are few: powers of two up to _ROWS_PER_INSERT)."""
-    values = "(" + ", ".join("?" * _COLUMNS) + ")"
-    return _INSERT.partition(" VALUES ")[0] + " VALUES " + ", ".join([values] * count)
-
-
-def _commit(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> sqlite3.Error | None:
-    """One transaction inserting the rows (a key already stored, by another process, is kept); the error if any.
-    The rows go in multi-row INSERTs of power-of-two sizes, so that sqlite3 keeps a handful of statements compiled."""
-    try:
-        with write_transaction(conn):
-            start, total = 0, len(rows)
-            while start < total:
-                count = min(_ROWS_PER_INSERT, 1 << ((total - start).bit_length() - 1))
-                conn.execute(_insert_of(count), [value for row in rows[start : start + count] for value in row])
-                start += count
-    except sqlite3.Error as exc:
-        return exc
-    return None
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
 
 
 class ResponseStore:
@@ -312,6 +364,11 @@ class ResponseStore:
         self._hits: Counter[tuple[str, str]] = Counter()
         self._pending_hits = 0
         self._group: GroupCommit | None = None  # made on the first `put_soon`
+        # A file written here is checkpointed off the loop's thread (see `cotbridge.cache.checkpoint`).
+        self._checkpointer: Checkpointer | None = None
+        if not read_only and self.path not in ("", ":memory:"):
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = Checkpointer(self.path, WHAT)
 
     def _failure(self, exc: sqlite3.Error) -> ConfigError:
         """What a SQLite error means here: the store was closed, or the file failed (damaged, read-only, full)."""
@@ -346,7 +403,7 @@ class ResponseStore:
         if not rows:
             return
         try:
-            self._write(_INSERT, rows)
+            self._write(INSERT, rows)
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
 
@@ -363,13 +420,15 @@ class ResponseStore:
         if self._group is None:
             # ":memory:" (which another connection cannot see) and a read-only store (whose writes fail) commit on
             # this connection; a file on connections of the group's own.
-            in_place = self.path in ("", ":memory:") or self._read_only
-            self._group = GroupCommit(self._conn, None if in_place else self.path, self._failure)
+            in_place = self._checkpointer is None
+            self._group = GroupCommit(self._conn, None if in_place else self.path, self._failure, self._checkpointer)
         return self._group.queue(rows)
 
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, sql: str, rows: list[Row]) -> None:
         with write_transaction(self._conn):
             self._conn.executemany(sql, rows)
+        if self._checkpointer is not None:
+            self._checkpointer.written(len(rows))
 
     def flush_hits(self) -> None:
         """Writes the hit counts gathered in memory."""
@@ -397,6 +456,8 @@ class ResponseStore:
             if self._group is not None:
                 self._group.close()  # nothing queued is dropped
             self.flush_hits()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
         finally:
             self._closed = True
             self._conn.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 from cotbridge.cache.inflight import LeaderLeft, SingleFlight
 from cotbridge.cache.keys import canonical_json, request_key_function
-from cotbridge.cache.store import CachedResponse, ResponseRecord, ResponseStore
+from cotbridge.cache.store import CachedResponse, ResponseRecord, ResponseStore, json_text
 from cotbridge.client.budget import Budget
 from cotbridge.errors import ConfigError, MalformedResponseError
 from cotbridge.formats import split_reasoning
@@ -48,10 +48,12 @@ class SampleResult:
     usage: Usage
 
     @classmethod
-    def fresh(cls, response: dict[str, Any], latency_s: float) -> SampleResult:
+    def fresh(cls, response: dict[str, Any], latency_s: float, text: str | None = None) -> SampleResult:
+        """`text`: the response's JSON, when it was encoded for the cache (then the result holds it, not the dict)."""
         f = first_choice_fields(response)
         usage = parse_usage(response)
-        return cls(response, latency_s, False, f["content"], f["reasoning"], f["finish_reason"], f["logprobs"], usage)
+        raw = response if text is None else text
+        return cls(raw, latency_s, False, f["content"], f["reasoning"], f["finish_reason"], f["logprobs"], usage)
 
     @classmethod
     def from_cache(cls, hit: CachedResponse) -> SampleResult:
@@ -125,7 +127,7 @@ def records_to_store(
     computed: bool,
 ) -> list[ResponseRecord]:
     """The cache rows of one call's good samples (errors, refusals and empty outputs are not cached). `request`: the
-    request body's JSON, encoded once for all samples."""
+    request body's JSON, encoded once for all samples; each result holds its response's JSON (`SampleResult.fresh`)."""
     return [
         ResponseRecord(
             key=key,
@@ -135,7 +137,7 @@ def records_to_store(
             model=provider.served_model,
             sample_index=index,
             request=request,
-            response=resp,
+            response=result.raw,
             latency_s=result.latency_s,
             prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
@@ -290,6 +292,7 @@ class RequestPipeline:
             response = await self._send(op, body, 1, None)
             latency = time.perf_counter() - started
             results, committed = self._store_fresh(op, body, (0,), (key,), False, encoded, response, latency)
+            del response  # (see `_store_fresh`)
             if committed is not None:
                 await committed  # nobody sees a result before it is stored
         except BaseException as error:
@@ -418,9 +421,11 @@ class RequestPipeline:
     ) -> tuple[list[SampleResult], asyncio.Future[None] | None]:
         """The results of one call's samples, and the group commit storing them (None: nothing to store)."""
         per_sample = split_samples(response, len(indices), computed, self.provider, self.stats)
-        results = [SampleResult.fresh(sample, latency) for sample in per_sample]
         if self.store is None:
-            return results, None
+            return [SampleResult.fresh(sample, latency) for sample in per_sample], None
+        # The results hold the JSON the cache stores, not the parsed response: the response's dicts and lists are
+        # then freed at once, not kept (and scanned by the garbage collector) while the commit is awaited.
+        results = [SampleResult.fresh(sample, latency, json_text(sample)) for sample in per_sample]
         request = sent_json if self.provider.sent_body(op, body) is body else canonical_json(body)
         records = records_to_store(self.provider, op, request, keys, indices, per_sample, results, computed)
         return results, self.store.put_soon(records)
