@@ -33,9 +33,9 @@ from cotbridge.analysis.explorer import explorer_page
 from cotbridge.analysis.reading import reading_lines
 from cotbridge.analysis.render import render_csv, render_json, render_table
 from cotbridge.analysis.report import Report, build_report
-from cotbridge.cache import ResponseStore
 from cotbridge.cache.batch_jobs import batch_jobs_of
 from cotbridge.cache.location import CACHE_DIR_ENV, default_cache_path
+from cotbridge.cache.store import ResponseStore
 from cotbridge.client import Bridge
 from cotbridge.client.probe import probe
 from cotbridge.cot import explain

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cotbridge import Bridge, BridgeStats, BudgetExceeded, ConfigError, MalformedResponseError, ModelOptions, Price
-from cotbridge.cache import ResponseStore, SingleFlight
+from cotbridge.cache.inflight import SingleFlight
+from cotbridge.cache.store import ResponseStore
 from cotbridge.client import Model
 from cotbridge.client.budget import Budget
 from cotbridge.client.pipeline import RequestPipeline

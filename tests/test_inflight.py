@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from cotbridge.cache import ResponseStore, SingleFlight
+from cotbridge.cache.inflight import SingleFlight
+from cotbridge.cache.store import ResponseStore
 from cotbridge.records import Completion
 from tests.fake_provider import FakeProvider
 from tests.test_client import ASK, fake_model

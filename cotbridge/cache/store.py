@@ -359,6 +359,7 @@ class ResponseStore:
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
         self._conn = open_database(self.path, WHAT, MIGRATIONS, read_only=read_only)
+        self._lookup = self._conn.cursor()  # one cursor for every lookup: `execute` on the connection makes one each
         self._read_only = read_only
         self._closed = False
         self._hits: Counter[tuple[str, str]] = Counter()
@@ -386,7 +387,7 @@ class ResponseStore:
         A hit is counted for `counted_as` = (provider, model).
         """
         try:
-            row = self._conn.execute(_SELECT_BY_KEY, (key,)).fetchone()
+            row = self._lookup.execute(_SELECT_BY_KEY, (key,)).fetchone()
         except sqlite3.Error as exc:  # a closed store or a failing file; free on the hot path until raised
             raise self._failure(exc) from None
         if row is None:

@@ -12,9 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cotbridge.cache import ResponseStore, SingleFlight
 from cotbridge.cache.batch_jobs import BatchJobStore
+from cotbridge.cache.inflight import SingleFlight
 from cotbridge.cache.keys import canonical_json
+from cotbridge.cache.store import ResponseStore
 from cotbridge.client.budget import Budget
 from cotbridge.client.model import Model
 from cotbridge.client.pipeline import RequestPipeline
