@@ -6,8 +6,8 @@ across a network await (the transactions themselves are synchronous). Only succe
 
 Group commit (`put_soon`): a batch gathers the responses that finish within `LINGER_S` of its first, is written in
 one transaction, and each caller's future resolves only after that transaction committed. Where it is written:
-- on the event loop's thread, on the store's own connection made never to wait for the lock, for a store's first
-  `WRITER_PROCESS_AFTER_ROWS` rows (and always for ":memory:" and read-only stores);
+- on the event loop's thread, on the store's connection (made not to wait for the lock while it commits), for a
+  store's first `WRITER_PROCESS_AFTER_ROWS` rows (and always for ":memory:" and read-only stores);
 - then by the store's writer process (`cotbridge.cache.writer_process`), one batch at a time, which does SQLite's
   work on another core without the GIL; if it ends early, its batch and all later ones are written here again
   (INSERT OR IGNORE makes a batch it had stored harmless to write twice);
@@ -16,8 +16,8 @@ one transaction, and each caller's future resolves only after that transaction c
 Measured on 2 cores against an instant local server: a transaction per response cost more than the HTTP round trip
 (about 130 us against 90 us); a writer thread for every batch cost more than the writing itself (it takes the GIL
 back several times per batch, each time after the loop gives it up); batches on the loop's thread cost it some
-14 us of CPU per row. With the writer process the cold client ran at 0.76x raw aiohttp against 0.69x with every
-batch on the loop's thread (medians of 20 paired rounds). The rows of a batch go in multi-row INSERTs
+14 us of CPU per row. With the writer process the cold client ran at 0.76-0.83x raw aiohttp against 0.69-0.74x
+with every batch on the loop's thread (medians of 16-20 paired rounds). The rows of a batch go in multi-row INSERTs
 (`cotbridge.cache.row_writes`). Lookups run on the same connection as the loop's writes, so its page cache
 survives them; the write-ahead log is checkpointed off the loop (`cotbridge.cache.checkpoint`).
 """
