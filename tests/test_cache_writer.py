@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +146,27 @@ def test_a_store_used_from_a_second_event_loop_ends_the_first_loops_process_and_
     assert first._proc.poll() is not None, "the first loop's writer process was left running"
     store.close()
     assert _rows(db) == 30
+
+
+async def test_a_writer_process_that_cannot_start_leaves_the_writes_here_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing = shutil.which("false")
+    if failing is None:
+        pytest.skip("no `false` command to stand in for a Python that cannot start the writer")
+    monkeypatch.setattr(sys, "executable", failing)
+    db = tmp_path / "c.db"
+    store = ResponseStore(db)
+    group = None
+    for i in range(100):
+        await _store(store, range(i, i + 1))
+        group = _group(store)
+        if group.writer_failure is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert group is not None and group.writer_failure is not None, "the failed start went unnoticed"
+    assert "exited with code 1" in group.writer_failure
+    assert any("cache writer process" in r.getMessage() and "ended" in r.getMessage() for r in caplog.records)
+    await _store(store, range(1000, 1010))
+    assert group._process is None and _rows(db) == i + 11
+    store.close()

@@ -234,21 +234,22 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         if self._writing_on is loop or not self._queued:
             return  # the batch being written hands over the next when it is done (the thread takes one at a time)
+        # (Before the queue is taken: ending a process of another loop may queue its batch here again.)
+        process = None if self._path is None else self._process_on(loop)
         rows, waiters = self._queued, self._waiters
         self._queued, self._waiters = [], []
         if self._path is None:
             self._resolve(waiters, commit_rows(self._conn, rows))
             return
-        process = self._process_on(loop)
         if process is not None:
             self._writing_on = loop
             process.send(rows, lambda error: self._written_by_process(rows, waiters, error))
             return
         error = commit_rows_without_waiting(self._conn, rows)
         if not is_busy(error):
+            self._resolve(waiters, error)
             if error is None:
                 self._wrote_here(len(rows), loop)
-            self._resolve(waiters, error)
             return
         self._writing_on = loop  # another connection holds the lock: wait for it off the loop
         writer, conn = self._writer_thread()
@@ -328,10 +329,13 @@ class GroupCommit:
         for waiter in waiters:
             if waiter.done():  # a caller cancelled meanwhile; its response is stored all the same
                 continue
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(self._failure(error) if isinstance(error, sqlite3.Error) else error)
+            try:
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(self._failure(error) if isinstance(error, sqlite3.Error) else error)
+            except RuntimeError:  # its event loop was closed meanwhile: nobody is left to tell
+                continue
 
     def drain(self) -> None:
         """Waits for the batch in the writer process or thread and commits what is still queued, here and now (for
@@ -367,7 +371,8 @@ class ResponseStore:
         self._group: GroupCommit | None = None  # made on the first `put_soon`
         # A file written here is checkpointed off the loop's thread (see `cotbridge.cache.checkpoint`).
         self._checkpointer: Checkpointer | None = None
-        if not read_only and self.path not in ("", ":memory:"):
+        self._writable_file = not read_only and self.path not in ("", ":memory:")
+        if self._writable_file:
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._checkpointer = Checkpointer(self.path, WHAT)
 
@@ -420,9 +425,9 @@ class ResponseStore:
             raise self._failure(sqlite3.ProgrammingError("Cannot operate on a closed database."))
         if self._group is None:
             # ":memory:" (which another connection cannot see) and a read-only store (whose writes fail) commit on
-            # this connection; a file on connections of the group's own.
-            in_place = self._checkpointer is None
-            self._group = GroupCommit(self._conn, None if in_place else self.path, self._failure, self._checkpointer)
+            # this connection only; a file also in the group's writer process or thread.
+            path = self.path if self._writable_file else None
+            self._group = GroupCommit(self._conn, path, self._failure, self._checkpointer)
         return self._group.queue(rows)
 
     def _write(self, sql: str, rows: list[Row]) -> None:

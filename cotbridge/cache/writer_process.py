@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any
 
 from cotbridge.cache.row_writes import Row, commit_rows
@@ -80,12 +81,12 @@ class WriterProcess:
             start_new_session=True,
         )
         self._stdin, self._stdout = self._pipes()
-        os.set_blocking(self._stdin.fileno(), False)
-        os.set_blocking(self._stdout.fileno(), False)
         try:
+            os.set_blocking(self._stdin.fileno(), False)
+            os.set_blocking(self._stdout.fileno(), False)
             loop.add_reader(self._stdout.fileno(), self._on_readable)
-        except NotImplementedError:  # an event loop without add_reader (Windows' proactor)
-            self._stop("this event loop cannot watch a pipe")
+        except (OSError, NotImplementedError) as exc:  # a platform or event loop that cannot watch pipes (Windows)
+            self._stop(f"its pipes cannot be watched here ({exc!r})")
 
     def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
         assert self._proc.stdin is not None and self._proc.stdout is not None
@@ -147,6 +148,10 @@ class WriterProcess:
             self._proc.kill()
             self._proc.wait()
         stderr = self._proc.stderr.read() if self._proc.stderr is not None else b""
+        for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                with suppress(OSError):
+                    pipe.close()
         tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if stderr else []
         self.failure = "; ".join([why, *tail])
         done, self._done = self._done, None
@@ -155,8 +160,9 @@ class WriterProcess:
 
     def _unwatch(self) -> None:
         if not self.loop.is_closed():
-            self.loop.remove_reader(self._stdout.fileno())
-            self.loop.remove_writer(self._stdin.fileno())
+            with suppress(NotImplementedError):
+                self.loop.remove_reader(self._stdout.fileno())
+                self.loop.remove_writer(self._stdin.fileno())
 
     def close(self) -> None:
         """Lets the child finish the batch it holds (its `done` is called here), then ends it; waits for both."""
@@ -165,12 +171,10 @@ class WriterProcess:
         self._unwatch()
         os.set_blocking(self._stdin.fileno(), True)
         os.set_blocking(self._stdout.fileno(), True)
-        try:
+        with suppress(OSError):  # (if it ended, what it said is read below)
             if self._outbox:
                 self._stdin.write(self._outbox)
             self._stdin.close()
-        except OSError:
-            pass  # it ended: read what it said, below
         done, self._done = self._done, None
         if done is not None:
             done(self._last_reply())
