@@ -16,7 +16,7 @@ one transaction, and each caller's future resolves only after that transaction c
 Measured on 2 cores against an instant local server: a transaction per response cost more than the HTTP round trip
 (about 130 us against 90 us); a writer thread for every batch cost more than the writing itself (it takes the GIL
 back several times per batch, each time after the loop gives it up); batches on the loop's thread cost it some
-14 us of CPU per row. With the writer process the cold client ran at 0.76-0.83x raw aiohttp against 0.69-0.74x
+14 us of CPU per row. With the writer process the cold client ran at 0.71-0.83x raw aiohttp against 0.65-0.74x
 with every batch on the loop's thread (medians of 16-20 paired rounds). The rows of a batch go in multi-row INSERTs
 (`cotbridge.cache.row_writes`). Lookups run on the same connection as the loop's writes, so its page cache
 survives them; the write-ahead log is checkpointed off the loop (`cotbridge.cache.checkpoint`).

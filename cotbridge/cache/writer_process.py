@@ -5,7 +5,7 @@ write (a writer thread waits for the GIL every time SQLite hands it back, severa
 still cost it some 14 us of CPU per row plus the kernel's time for the log. A child process does that work on
 another core without the GIL; the loop only pickles each batch (under 1 us per row) and reads one short reply.
 Measured on 2 cores against an instant local server: the event loop's thread runs 310k instructions per cold
-request against 342k, and the cold client ran at 0.76-0.83x raw aiohttp against 0.69-0.74x with every batch
+request against 342k, and the cold client ran at 0.71-0.83x raw aiohttp against 0.65-0.74x with every batch
 written on the loop's thread (medians of 16-20 paired rounds).
 
 The protocol, over the child's stdin and stdout: frames of a 4-byte length and a pickle. The parent sends a batch
