@@ -189,6 +189,8 @@ class WriterProcess:
         frames = []
         while len(rest) >= _LENGTH.size:
             (size,) = _LENGTH.unpack_from(rest)
+            if len(rest) < _LENGTH.size + size:
+                break  # cut short: it was killed while answering
             frames.append(pickle.loads(rest[_LENGTH.size : _LENGTH.size + size]))
             rest = rest[_LENGTH.size + size :]
         if not self.ready:
