@@ -233,7 +233,7 @@ class GroupCommit:
         self._scheduled_on = None
         loop = asyncio.get_running_loop()
         if self._writing_on is loop or not self._queued:
-            return  # the batch being written hands over the next when it is done (the thread takes one at a time)
+            return  # the batch being written hands over the next when it is done (one at a time off the loop)
         # (Before the queue is taken: ending a process of another loop may queue its batch here again.)
         process = None if self._path is None else self._process_on(loop)
         rows, waiters = self._queued, self._waiters
@@ -243,7 +243,7 @@ class GroupCommit:
             return
         if process is not None:
             self._writing_on = loop
-            process.send(rows, lambda error: self._written_by_process(rows, waiters, error))
+            process.send(rows, lambda error: self._written(rows, waiters, error))
             return
         error = commit_rows_without_waiting(self._conn, rows)
         if not is_busy(error):
@@ -254,7 +254,7 @@ class GroupCommit:
         self._writing_on = loop  # another connection holds the lock: wait for it off the loop
         writer, conn = self._writer_thread()
         job = loop.run_in_executor(writer, commit_rows, conn, rows)
-        job.add_done_callback(lambda job: self._written(waiters, job))
+        job.add_done_callback(lambda job: self._written(rows, waiters, job.exception() or job.result()))
 
     def _wrote_here(self, count: int, loop: asyncio.AbstractEventLoop) -> None:
         """Counts rows committed on the loop's thread; past WRITER_PROCESS_AFTER_ROWS, starts the writer process
@@ -288,9 +288,9 @@ class GroupCommit:
         self.writer_failure = why
         log.warning("cache writer process for %s ended (%s): batches are written in this process", self._path, why)
 
-    def _written_by_process(
-        self, rows: list[Row], waiters: list[asyncio.Future[None]], error: BaseException | None
-    ) -> None:
+    def _written(self, rows: list[Row], waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+        """A batch written off the loop (by the writer process or thread) is done: its callers learn the outcome and
+        the next batch goes; one the process could not answer for is queued here again."""
         self._writing_on = None
         if isinstance(error, WriterGone):  # written here instead; INSERT OR IGNORE keeps one of any row it stored
             self._queued[:0] = rows
@@ -319,11 +319,6 @@ class GroupCommit:
             self._writer_conn = connect(self._path, WHAT)  # used by the writer thread only, from here on
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cotbridge-cache-writer")
         return self._writer, self._writer_conn
-
-    def _written(self, waiters: list[asyncio.Future[None]], job: asyncio.Future[sqlite3.Error | None]) -> None:
-        self._writing_on = None
-        self._resolve(waiters, job.exception() or job.result())
-        self._hand_over()
 
     def _resolve(self, waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
         for waiter in waiters:

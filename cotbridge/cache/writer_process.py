@@ -50,6 +50,18 @@ def _frame(value: Any) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
+def _take_frames(buffer: bytearray) -> list[Any]:
+    """The complete frames at the start of `buffer`, unpickled and removed from it (a partial one stays)."""
+    frames = []
+    while len(buffer) >= _LENGTH.size:
+        (size,) = _LENGTH.unpack_from(buffer)
+        if len(buffer) < _LENGTH.size + size:
+            break
+        frames.append(pickle.loads(buffer[_LENGTH.size : _LENGTH.size + size]))
+        del buffer[: _LENGTH.size + size]
+    return frames
+
+
 def _error_of(reply: tuple[str, int | None, str] | None) -> sqlite3.Error | None:
     """The child's error as the sqlite3 error it was (so `database_error` words it as for a write in this process)."""
     if reply is None:
@@ -127,12 +139,7 @@ class WriterProcess:
             self._stop(f"it exited with code {self._proc.wait()}")
             return
         self._inbox += chunk
-        while len(self._inbox) >= _LENGTH.size:
-            (size,) = _LENGTH.unpack_from(self._inbox)
-            if len(self._inbox) < _LENGTH.size + size:
-                break
-            reply = pickle.loads(self._inbox[_LENGTH.size : _LENGTH.size + size])
-            del self._inbox[: _LENGTH.size + size]
+        for reply in _take_frames(self._inbox):
             if not self.ready:
                 self.ready = True
                 continue
@@ -185,14 +192,8 @@ class WriterProcess:
 
     def _last_reply(self) -> BaseException | None:
         """The child's answer to the batch it holds, read to the end of its output."""
-        rest = bytes(self._inbox) + self._stdout.read()
-        frames = []
-        while len(rest) >= _LENGTH.size:
-            (size,) = _LENGTH.unpack_from(rest)
-            if len(rest) < _LENGTH.size + size:
-                break  # cut short: it was killed while answering
-            frames.append(pickle.loads(rest[_LENGTH.size : _LENGTH.size + size]))
-            rest = rest[_LENGTH.size + size :]
+        self._inbox += self._stdout.read()
+        frames = _take_frames(self._inbox)  # (a frame cut short, the child killed while answering, stays behind)
         if not self.ready:
             frames = frames[1:]
         return _error_of(frames[-1]) if frames else WriterGone("it ended before answering")
