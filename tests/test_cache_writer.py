@@ -170,3 +170,17 @@ async def test_a_writer_process_that_cannot_start_leaves_the_writes_here_and_say
     await _store(store, range(1000, 1010))
     assert group._process is None and _rows(db) == i + 11
     store.close()
+
+
+async def test_the_writer_process_runs_this_copy_of_cotbridge_whatever_the_working_directory_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoy = tmp_path / "cotbridge"  # a package of the same name where the child would look first with `-m`
+    (decoy / "cache").mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy cotbridge was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    store = await _with_ready_process(tmp_path / "c.db")
+    await _store(store, range(1, 20))
+    assert _group(store).writer_failure is None
+    store.close()
+    assert _rows(tmp_path / "c.db") == 20

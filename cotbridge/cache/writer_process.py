@@ -26,6 +26,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from cotbridge.cache.row_writes import Row, commit_rows
@@ -36,6 +37,12 @@ if TYPE_CHECKING:  # (the child imports nothing it does not use: it starts in ab
 
 _LENGTH = struct.Struct("<I")
 WHAT = "cache file"
+# The child runs this very copy of cotbridge (the one holding this file), whatever the working directory or the
+# installed package holds: its rows must be the parent's rows.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from cotbridge.cache.writer_process import serve; serve(sys.argv[2])"
+)
 
 
 class WriterGone(Exception):
@@ -86,7 +93,7 @@ class WriterProcess:
         self._inbox = bytearray()
         self._outbox = b""
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "cotbridge.cache.writer_process", path],
+            [sys.executable, "-c", _CHILD, _PACKAGE_ROOT, path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -220,7 +227,3 @@ def serve(path: str) -> None:
         outbox.write(_frame(reply))
         outbox.flush()
     conn.close()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1])
