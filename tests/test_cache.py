@@ -180,7 +180,7 @@ async def test_a_group_commit_of_odd_size_stores_every_row_once_as_it_came(tmp_p
     # with non-ASCII text, NaN log-probs and a big integer reads back equal to what was stored.
     store = ResponseStore(tmp_path / "c.db")
     records = [store_record(i) for i in range(76)] + [store_record(5)]
-    records[-1].content = "second"
+    records[-1] = records[-1]._replace(content="second")
     odd = {"a": "é ✓ 𝄞", "big": 10**30, "nested": [1.5, None, True]}
     records[3] = ResponseRecord("k3", "chat", "p", "e", "m", 0, {"q": 3}, odd, 0.1, logprobs={"lp": float("nan")})
     committed = [store.put_soon([record]) for record in records]

@@ -11,10 +11,11 @@ from typing import Any
 
 from cotbridge.cache.sqlite import BUSY_TIMEOUT_MS, write_transaction
 
+# Columns in the order of `cotbridge.cache.store.ResponseRecord`'s fields, then the time stored.
 INSERT = (
-    "INSERT OR IGNORE INTO responses (key, op, provider, endpoint, model, sample_index, request, response,"
-    " prompt_tokens, completion_tokens, reasoning_tokens, content, reasoning, finish_reason, logprobs, latency_s,"
-    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO responses (key, op, provider, endpoint, model, sample_index, request, response, latency_s,"
+    " prompt_tokens, completion_tokens, reasoning_tokens, content, reasoning, finish_reason, logprobs, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 Row = tuple[Any, ...]
 

@@ -19,7 +19,8 @@ back several times per batch, each time after the loop gives it up); batches on 
 14 us of CPU per row. With the writer process the cold client ran at 0.71-0.83x raw aiohttp against 0.65-0.74x
 with every batch on the loop's thread (medians of 16-20 paired rounds). The rows of a batch go in multi-row INSERTs
 (`cotbridge.cache.row_writes`). Lookups run on the same connection as the loop's writes, so its page cache
-survives them; the write-ahead log is checkpointed off the loop (`cotbridge.cache.checkpoint`).
+survives them, and the lookups of one turn of the loop share a read transaction (`cotbridge.cache.turn_reads`); the
+write-ahead log is checkpointed off the loop (`cotbridge.cache.checkpoint`).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ import json
 import logging
 import sqlite3
 import time
+from asyncio import _get_running_loop  # the running loop or None: no exception to catch outside one
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,6 +50,7 @@ from cotbridge.cache.sqlite import (
     open_database,
     write_transaction,
 )
+from cotbridge.cache.turn_reads import TurnReads, end_shared_reads
 from cotbridge.cache.writer_process import WriterGone, WriterProcess
 from cotbridge.errors import ConfigError
 
@@ -116,10 +118,10 @@ class CachedResponse(NamedTuple):
     reasoning_tokens: int
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__ (slower)
-class ResponseRecord:
+class ResponseRecord(NamedTuple):
     """One response to store, with what identifies it. `request`, `response`: dicts, or their JSON text already
-    encoded."""
+    encoded. A tuple in the INSERT's column order (`cotbridge.cache.row_writes`): a record whose texts are encoded
+    already becomes its row with no per-field copying."""
 
     key: str
     op: str
@@ -154,30 +156,20 @@ def json_text(value: Any) -> str:
 
 
 def _rows(records: Iterable[ResponseRecord]) -> list[Row]:
-    """The INSERT's parameters of each record: request, response and log-probs as JSON text."""
+    """The INSERT's parameters of each record (its fields, then the time stored): request, response and log-probs as
+    JSON text."""
     now = time.time()
     return [
-        (
-            r.key,
-            r.op,
-            r.provider,
-            r.endpoint,
-            r.model,
-            r.sample_index,
-            r.request if isinstance(r.request, str) else json_text(r.request),
-            r.response if isinstance(r.response, str) else json_text(r.response),
-            r.prompt_tokens,
-            r.completion_tokens,
-            r.reasoning_tokens,
-            r.content,
-            r.reasoning,
-            r.finish_reason,
-            None if r.logprobs is None else json_text(r.logprobs),
-            r.latency_s,
-            now,
-        )
+        (*r, now) if type(r.request) is str and type(r.response) is str and r.logprobs is None else _encoded(r, now)
         for r in records
     ]
+
+
+def _encoded(r: ResponseRecord, now: float) -> Row:
+    request = r.request if isinstance(r.request, str) else json_text(r.request)
+    response = r.response if isinstance(r.response, str) else json_text(r.response)
+    logprobs = None if r.logprobs is None else json_text(r.logprobs)
+    return (*r._replace(request=request, response=response, logprobs=logprobs), now)
 
 
 # Rows a store commits on the loop's thread before it starts its writer process (which takes about 0.1 s to be
@@ -203,8 +195,10 @@ class GroupCommit:
         path: str | None,
         failure: Callable[[sqlite3.Error], Exception],
         checkpointer: Checkpointer | None = None,
+        reads: TurnReads | None = None,
     ):
         self._conn = conn
+        self._reads = reads  # the lookups' read transaction on `conn`, ended before `conn` writes
         self._path = path
         self._failure = failure
         self._checkpointer = checkpointer
@@ -238,6 +232,8 @@ class GroupCommit:
         process = None if self._path is None else self._process_on(loop)
         rows, waiters = self._queued, self._waiters
         self._queued, self._waiters = [], []
+        if process is None and self._reads is not None:
+            self._reads.end()
         if self._path is None:
             self._resolve(waiters, commit_rows(self._conn, rows))
             return
@@ -342,6 +338,8 @@ class GroupCommit:
         if self._queued:
             rows, waiters = self._queued, self._waiters
             self._queued, self._waiters = [], []
+            if self._reads is not None:
+                self._reads.end()
             self._resolve(waiters, commit_rows(self._conn, rows))
 
     def close(self) -> None:
@@ -359,6 +357,7 @@ class ResponseStore:
         self.path = str(path)
         self._conn = open_database(self.path, WHAT, MIGRATIONS, read_only=read_only)
         self._lookup = self._conn.cursor()  # one cursor for every lookup: `execute` on the connection makes one each
+        self._reads = TurnReads(self._conn)
         self._read_only = read_only
         self._closed = False
         self._hits: Counter[tuple[str, str]] = Counter()
@@ -387,6 +386,9 @@ class ResponseStore:
         A hit is counted for `counted_as` = (provider, model).
         """
         try:
+            loop = _get_running_loop()
+            if loop is not self._reads.loop:  # the first lookup of this turn (see `cotbridge.cache.turn_reads`)
+                self._reads.begin(loop)
             row = self._lookup.execute(_SELECT_BY_KEY, (key,)).fetchone()
         except sqlite3.Error as exc:  # a closed store or a failing file; free on the hot path until raised
             raise self._failure(exc) from None
@@ -422,12 +424,14 @@ class ResponseStore:
             # ":memory:" (which another connection cannot see) and a read-only store (whose writes fail) commit on
             # this connection only; a file also in the group's writer process or thread.
             path = self.path if self._writable_file else None
-            self._group = GroupCommit(self._conn, path, self._failure, self._checkpointer)
+            self._group = GroupCommit(self._conn, path, self._failure, self._checkpointer, self._reads)
         return self._group.queue(rows)
 
     def _write(self, sql: str, rows: list[Row]) -> None:
+        self._reads.end()
         with write_transaction(self._conn):
             self._conn.executemany(sql, rows)
+        end_shared_reads()  # (a lookup after this, on any store of this thread, in this same turn, sees the rows)
         if self._checkpointer is not None:
             self._checkpointer.written(len(rows))
 
@@ -454,6 +458,7 @@ class ResponseStore:
         if self._closed:
             return
         try:
+            self._reads.end()  # (a final checkpoint must not wait for it)
             if self._group is not None:
                 self._group.close()  # nothing queued is dropped
             self.flush_hits()
