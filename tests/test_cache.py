@@ -293,3 +293,22 @@ async def test_a_request_asked_another_way_is_not_answered_from_the_cache(
         first, second, again = await thinking.chat(ask), await plain.chat(ask), await thinking.chat(ask)
     assert faults.total == 2 and "thinking" in faults.bodies[0] and "thinking" not in faults.bodies[1]
     assert first.reasoning and not second.reasoning and again.reasoning == first.reasoning
+
+
+def test_a_bridge_on_an_existing_cache_skips_the_migration_library_and_its_imports(tmp_path: Path) -> None:
+    # sqlite-utils (and numpy, which it imports when present) is needed only to create or upgrade a file: about a
+    # third of a client's start-up on an existing cache.
+    db = tmp_path / "c.db"
+    code = (
+        "import asyncio, sys\n"
+        "from cotbridge import Bridge\n"
+        "async def main():\n"
+        "    async with Bridge(cache=sys.argv[1]) as bridge:\n"
+        "        bridge.model('openai-compatible/m', base_url='http://127.0.0.1:9/v1')\n"
+        "asyncio.run(main())\n"
+        "print(sorted({'sqlite_utils', 'numpy'} & set(sys.modules)))\n"
+    )
+    first = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, check=True)
+    assert "sqlite_utils" in first.stdout  # a new file is created through it
+    again = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "[]"

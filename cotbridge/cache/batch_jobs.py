@@ -13,11 +13,13 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from cotbridge.cache.sqlite import Migration, connect, database_error, open_database, write_transaction
 from cotbridge.errors import ConfigError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 WHAT = "cache file"
 # A job in one of these states holds no result worth waiting for: its requests are sent again.

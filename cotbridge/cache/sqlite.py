@@ -214,7 +214,9 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def migrate(conn: sqlite3.Connection, migrations: list[Migration]) -> None:
     """Applies the migrations a file has not seen yet, in order, recording each by name. One immediate transaction
     serializes two processes that open a new file at the same moment."""
-    import sqlite_utils  # here, not at the top: the cache's writer process only writes rows (0.2 s of imports)
+    if not _pending(conn, migrations):
+        return  # (the common case: no sqlite-utils, and none of the 0.1 s of imports it brings, numpy's among them)
+    import sqlite_utils  # here, not at the top: the cache's writer process only writes rows
 
     db = sqlite_utils.Database(conn)
     with write_transaction(conn):
@@ -226,6 +228,15 @@ def migrate(conn: sqlite3.Connection, migrations: list[Migration]) -> None:
             if name not in done:
                 apply(db)
                 conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)", (name, time.time()))
+
+
+def _pending(conn: sqlite3.Connection, migrations: list[Migration]) -> bool:
+    """Whether the file lacks any of the migrations (read without a lock: an applied one stays applied)."""
+    try:
+        done = {row[0] for row in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")}
+    except sqlite3.OperationalError:  # no such table: a new file
+        return True
+    return any(name not in done for name, _ in migrations)
 
 
 def require_migrations(conn: sqlite3.Connection, migrations: list[Migration], what: str, path: str) -> None:

@@ -35,9 +35,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import sqlite_utils
 from pydantic_core import to_json
 
 from cotbridge.cache.checkpoint import Checkpointer
@@ -53,6 +52,9 @@ from cotbridge.cache.sqlite import (
 from cotbridge.cache.turn_reads import TurnReads, end_shared_reads
 from cotbridge.cache.writer_process import WriterGone, WriterProcess
 from cotbridge.errors import ConfigError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 _SELECT_BY_KEY = (
     "SELECT response, latency_s, content, reasoning, finish_reason, logprobs, prompt_tokens, completion_tokens,"
