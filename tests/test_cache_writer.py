@@ -178,6 +178,7 @@ async def test_the_writer_process_runs_this_copy_of_cotbridge_whatever_the_worki
     decoy = tmp_path / "cotbridge"  # a package of the same name where the child would look first with `-m`
     (decoy / "cache").mkdir(parents=True)
     (decoy / "__init__.py").write_text("raise ImportError('the decoy cotbridge was imported')\n")
+    (tmp_path / "struct.py").write_text("raise ImportError('a module of the working directory was imported')\n")
     monkeypatch.chdir(tmp_path)
     store = await _with_ready_process(tmp_path / "c.db")
     await _store(store, range(1, 20))

@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # (the child imports nothing it does not use: it starts in ab
 _LENGTH = struct.Struct("<I")
 WHAT = "cache file"
 # The child runs this very copy of cotbridge (the one holding this file), whatever the working directory or the
-# installed package holds: its rows must be the parent's rows.
+# installed package holds: its rows must be the parent's rows. Isolated (-I): no module of the working directory or
+# of PYTHONPATH can stand in for one it imports.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _CHILD = (
     "import sys; sys.path.insert(0, sys.argv[1]); from cotbridge.cache.writer_process import serve; serve(sys.argv[2])"
@@ -93,7 +94,7 @@ class WriterProcess:
         self._inbox = bytearray()
         self._outbox = b""
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, _PACKAGE_ROOT, path],
+            [sys.executable, "-I", "-c", _CHILD, _PACKAGE_ROOT, path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
