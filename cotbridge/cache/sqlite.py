@@ -214,7 +214,8 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def migrate(conn: sqlite3.Connection, migrations: list[Migration]) -> None:
     """Applies the migrations a file has not seen yet, in order, recording each by name. One immediate transaction
     serializes two processes that open a new file at the same moment."""
-    if not _pending(conn, migrations):
+    applied = _applied(conn)  # (read without a lock: an applied migration stays applied)
+    if all(name in applied for name, _ in migrations):
         return  # (the common case: no sqlite-utils, and none of the 0.1 s of imports it brings, numpy's among them)
     import sqlite_utils  # here, not at the top: the cache's writer process only writes rows
 
@@ -223,28 +224,24 @@ def migrate(conn: sqlite3.Connection, migrations: list[Migration]) -> None:
         db[MIGRATIONS_TABLE].create(  # type: ignore[union-attr]
             {"name": str, "applied_at": float}, pk="name", if_not_exists=True
         )
-        done = {row[0] for row in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")}
+        done = _applied(conn)
         for name, apply in migrations:
             if name not in done:
                 apply(db)
                 conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)", (name, time.time()))
 
 
-def _pending(conn: sqlite3.Connection, migrations: list[Migration]) -> bool:
-    """Whether the file lacks any of the migrations (read without a lock: an applied one stays applied)."""
+def _applied(conn: sqlite3.Connection) -> set[str]:
+    """The names of the migrations a file has seen (none in a file without the table)."""
     try:
-        done = {row[0] for row in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")}
+        return {row[0] for row in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")}
     except sqlite3.OperationalError:  # no such table: a new file
-        return True
-    return any(name not in done for name, _ in migrations)
+        return set()
 
 
 def require_migrations(conn: sqlite3.Connection, migrations: list[Migration], what: str, path: str) -> None:
     """For a file opened read-only (which cannot be upgraded): refuses it unless every migration is applied."""
-    try:
-        done = {row[0] for row in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")}
-    except sqlite3.OperationalError:
-        done = set()
+    done = _applied(conn)
     missing = [name for name, _ in migrations if name not in done]
     if len(missing) == len(migrations):
         raise ConfigError(f"{what} {path!r}: cotbridge never stored this kind of data in it (its tables are missing)")
