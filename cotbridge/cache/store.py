@@ -197,10 +197,8 @@ class GroupCommit:
         path: str | None,
         failure: Callable[[sqlite3.Error], Exception],
         checkpointer: Checkpointer | None = None,
-        reads: TurnReads | None = None,
     ):
         self._conn = conn
-        self._reads = reads  # the lookups' read transaction on `conn`, ended before `conn` writes
         self._path = path
         self._failure = failure
         self._checkpointer = checkpointer
@@ -234,8 +232,8 @@ class GroupCommit:
         process = None if self._path is None else self._process_on(loop)
         rows, waiters = self._queued, self._waiters
         self._queued, self._waiters = [], []
-        if process is None and self._reads is not None:
-            self._reads.end()
+        if process is None:
+            end_shared_reads()  # (it writes on `conn` here, where the lookups may hold a read transaction)
         if self._path is None:
             self._resolve(waiters, commit_rows(self._conn, rows))
             return
@@ -340,8 +338,7 @@ class GroupCommit:
         if self._queued:
             rows, waiters = self._queued, self._waiters
             self._queued, self._waiters = [], []
-            if self._reads is not None:
-                self._reads.end()
+            end_shared_reads()
             self._resolve(waiters, commit_rows(self._conn, rows))
 
     def close(self) -> None:
@@ -426,14 +423,13 @@ class ResponseStore:
             # ":memory:" (which another connection cannot see) and a read-only store (whose writes fail) commit on
             # this connection only; a file also in the group's writer process or thread.
             path = self.path if self._writable_file else None
-            self._group = GroupCommit(self._conn, path, self._failure, self._checkpointer, self._reads)
+            self._group = GroupCommit(self._conn, path, self._failure, self._checkpointer)
         return self._group.queue(rows)
 
     def _write(self, sql: str, rows: list[Row]) -> None:
-        self._reads.end()
+        end_shared_reads()  # this store's (it writes on their connection) and the thread's others (they see the rows)
         with write_transaction(self._conn):
             self._conn.executemany(sql, rows)
-        end_shared_reads()  # (a lookup after this, on any store of this thread, in this same turn, sees the rows)
         if self._checkpointer is not None:
             self._checkpointer.written(len(rows))
 

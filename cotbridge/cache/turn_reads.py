@@ -2,10 +2,11 @@
 
 A lookup outside a transaction opens and closes one of its own, and in WAL mode each of those takes and releases
 the file's locks (system calls): lookups made in the same turn (a `gather` of many requests makes thousands) share
-one transaction instead, ended at the loop's next turn, before the connection writes, and after a store of this
-thread commits at once (`put_many`). So a lookup sees every row whose commit this process has seen: a batch of the
-group commit is seen by the turn its callers resume in, since the turn's end was scheduled before they were; a row
-another process commits meanwhile is seen from the next turn on, as if it had been committed a moment later.
+one transaction instead, ended at the loop's next turn and whenever a store of this thread writes (all of the
+thread's shared transactions: the writing connection's must end first, the others must see the rows). So a lookup
+sees every row whose commit this process has seen: a batch of the group commit is seen by the turn its callers
+resume in, since the turn's end was scheduled before they were; a row another process commits meanwhile is seen
+from the next turn on, as if it had been committed a moment later.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ def _open_here() -> WeakSet[TurnReads]:
 
 
 def end_shared_reads() -> None:
-    """Ends this thread's shared read transactions: called after a commit that a lookup in the same turn may look
-    for."""
+    """Ends this thread's shared read transactions: called before a store of this thread writes."""
     for reads in list(_open_here()):
         reads.end()
 
