@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cotbridge import APIStatusError, Bridge, ConfigError
+from cotbridge.cache import store as store_module
 from cotbridge.cache.store import ResponseRecord, ResponseStore
 from tests.fault_server import FaultServer
 
@@ -173,6 +174,24 @@ async def test_responses_finishing_together_share_one_transaction(tmp_path: Path
     assert statements.count("COMMIT") == 2
     reader.close()
     store.close()
+
+
+async def test_a_full_batch_is_written_at_once_and_a_smaller_one_waits_for_its_company(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "LINGER_S", 60.0)
+    db = tmp_path / "c.db"
+    store = ResponseStore(db)
+    full = [store.put_soon([store_record(i)]) for i in range(store_module.FULL_BATCH_ROWS)]
+    await asyncio.wait_for(asyncio.gather(*(f for f in full if f is not None)), 10)  # not a minute
+    assert rows(db) == store_module.FULL_BATCH_ROWS
+    short = store.put_soon([store_record(100)])
+    assert short is not None
+    await asyncio.sleep(0.3)
+    assert not short.done() and rows(db) == store_module.FULL_BATCH_ROWS
+    store.close()  # nothing queued is dropped
+    assert short.done() and short.exception() is None
+    assert rows(db) == store_module.FULL_BATCH_ROWS + 1
 
 
 async def test_a_group_commit_of_odd_size_stores_every_row_once_as_it_came(tmp_path: Path) -> None:
