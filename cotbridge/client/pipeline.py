@@ -50,10 +50,9 @@ class SampleResult:
     @classmethod
     def fresh(cls, response: dict[str, Any], latency_s: float, text: str | None = None) -> SampleResult:
         """`text`: the response's JSON, when it was encoded for the cache (then the result holds it, not the dict)."""
-        f = first_choice_fields(response)
-        usage = parse_usage(response)
+        content, reasoning, finish_reason, logprobs = first_choice_fields(response)
         raw = response if text is None else text
-        return cls(raw, latency_s, False, f["content"], f["reasoning"], f["finish_reason"], f["logprobs"], usage)
+        return cls(raw, latency_s, False, content, reasoning, finish_reason, logprobs, parse_usage(response))
 
     @classmethod
     def from_cache(cls, hit: CachedResponse) -> SampleResult:

@@ -13,14 +13,11 @@ def parse_usage(response: dict[str, Any]) -> Usage:
     details = usage.get("completion_tokens_details") or {}
     prompt = int(usage.get("prompt_tokens") or 0)
     completion = int(usage.get("completion_tokens") or 0)
-    live = sent_live(response)
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        reasoning_tokens=int(details.get("reasoning_tokens") or 0),
-        live_prompt_tokens=prompt if live else 0,
-        live_completion_tokens=completion if live else 0,
-    )
+    reasoning = int(details.get("reasoning_tokens") or 0)
+    # (Positional: a frozen record made by keywords costs half as much again, on every response.)
+    if sent_live(response):
+        return Usage(prompt, completion, reasoning, prompt, completion)
+    return Usage(prompt, completion, reasoning)
 
 
 def parse_logprobs(logprobs: dict[str, Any] | None) -> tuple[TokenLogprob, ...] | None:
@@ -74,8 +71,8 @@ def is_cacheable_choice(choice: dict[str, Any]) -> bool:
     return bool(choice.get("text")) or choice.get("finish_reason") == "stop"
 
 
-def first_choice_fields(response: dict[str, Any]) -> dict[str, Any]:
-    """The first choice's content, reasoning, finish_reason and logprobs, as the cache stores them in columns."""
+def first_choice_fields(response: dict[str, Any]) -> tuple[str | None, str | None, str | None, Any]:
+    """The first choice's (content, reasoning, finish_reason, logprobs), as the cache stores them in columns."""
     choice = (response.get("choices") or [{}])[0]
     message = choice.get("message")
     if message is not None:
@@ -83,9 +80,4 @@ def first_choice_fields(response: dict[str, Any]) -> dict[str, Any]:
         reasoning = message.get("reasoning") or message.get("reasoning_content")
     else:
         content, reasoning = choice.get("text"), None
-    return {
-        "content": content,
-        "reasoning": reasoning,
-        "finish_reason": choice.get("finish_reason"),
-        "logprobs": choice.get("logprobs"),
-    }
+    return content, reasoning, choice.get("finish_reason"), choice.get("logprobs")
