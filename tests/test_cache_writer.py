@@ -148,6 +148,17 @@ def test_a_store_used_from_a_second_event_loop_ends_the_first_loops_process_and_
     assert _rows(db) == 30
 
 
+async def test_a_store_closed_while_its_writer_process_starts_stops_it_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    store = ResponseStore(db)
+    await _store(store, range(1))  # written here; past the threshold (1 row), the writer process starts
+    process = _group(store)._process
+    assert process is not None and not process.ready  # (a Python takes tens of ms to start)
+    store.close()
+    assert process._proc.returncode == -signal.SIGKILL, "a writer process still starting was waited for"
+    assert _rows(db) == 1
+
+
 async def test_a_writer_process_that_cannot_start_leaves_the_writes_here_and_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
