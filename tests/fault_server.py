@@ -144,6 +144,7 @@ class FaultServer:
         self.max_in_flight: Counter[str] = Counter()
         self.auth_headers: list[str] = []
         self.bodies: list[dict[str, Any]] = []
+        self.content_types: list[str] = []  # of the requests in `bodies`
         self._seen: Counter[str] = Counter()
         self.openai_batch = OpenAIBatchImitation()
         self.anthropic_batch = AnthropicBatchImitation()
@@ -166,6 +167,7 @@ class FaultServer:
             self.total = 0
             self.max_in_flight.clear()
             self.bodies.clear()
+            self.content_types.clear()
             self.auth_headers.clear()
             self._seen.clear()
             self.redirect_gets = 0
@@ -216,6 +218,7 @@ class FaultServer:
                 or request.headers.get("x-goog-api-key", "")
             )
             self.bodies.append(body)
+            self.content_types.append(request.headers.get("Content-Type", ""))
         try:
             return await self._respond(request, model, body, first_time)
         finally:

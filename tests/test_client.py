@@ -155,4 +155,5 @@ async def test_request_bodies_reach_the_server_as_sent_whatever_their_text(fault
             assert (await model.chat([{"role": "user", "content": text}], temperature=0.5)).text
     sent = faults.bodies[before:]
     assert [body["messages"][0]["content"] for body in sent] == texts
+    assert faults.content_types[before:] == ["application/json"] * len(texts)  # (servers parse JSON by it)
     assert all(body["temperature"] == 0.5 and body["model"] == "m" for body in sent)

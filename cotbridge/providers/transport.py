@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from aiohttp.payload import BytesPayload
 from pydantic_core import to_json
 from tenacity import (
     AsyncRetrying,
@@ -72,13 +73,15 @@ class TransientFailure(Exception):
         )
 
 
-def request_json(body: Any) -> str:
-    """A request body as JSON text: pydantic-core's encoder (compact UTF-8, several times faster than `json.dumps` on
-    a chat body), the standard library's for what it refuses (a lone surrogate, an unknown type)."""
+def request_payload(body: Any) -> BytesPayload:
+    """A request body as a JSON payload: pydantic-core's encoder (compact UTF-8, several times faster than
+    `json.dumps` on a chat body), the standard library's for what it refuses (a lone surrogate, an unknown type).
+    Made here rather than by aiohttp's JSON payload, which would encode to text and then to bytes again."""
     try:
-        return to_json(body).decode()
+        data = to_json(body)
     except ValueError:
-        return json.dumps(body)
+        data = json.dumps(body).encode()
+    return BytesPayload(data, content_type="application/json")
 
 
 def public_url(url: str) -> str:
@@ -147,14 +150,13 @@ class Endpoint:
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            # No default Content-Type: aiohttp sets it from the JSON payload, and an empty default header set
-            # spares a header merge on every request.
+            # No default Content-Type: aiohttp takes it from the payload, and an empty default header set spares
+            # a header merge on every request.
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_concurrency, limit_per_host=0),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 headers=headers,
-                json_serialize=request_json,
             )
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         return self._session
@@ -183,7 +185,8 @@ class Endpoint:
             async with self._semaphore:
                 self.stats.requests += 1
                 try:
-                    async with session.request(method, url, json=body, allow_redirects=False) as resp:
+                    data = None if body is None else request_payload(body)
+                    async with session.request(method, url, data=data, allow_redirects=False) as resp:
                         status = resp.status
                         headers = resp.headers
                         limit = self.max_response_bytes
