@@ -81,6 +81,36 @@ async def test_batches_past_the_threshold_are_committed_by_the_writer_process_be
     reader.close()
 
 
+async def test_lookups_that_miss_start_the_writer_process_before_any_row_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each miss is a response on its way: the process starts then, so the rows that follow all go to it."""
+    monkeypatch.setattr(store_module, "WRITER_PROCESS_AFTER_ROWS", 10**9)  # only the misses can start it
+    db = tmp_path / "c.db"
+    store = ResponseStore(db)
+    for i in range(store_module.WRITER_PROCESS_AFTER_MISSES - 1):
+        assert store.get(f"missing {i}") is None
+    assert store._group is None or store._group._process is None, "a short run needs no process"
+    assert store.get("one more") is None
+    process = _group(store)._process
+    assert process is not None
+    for _ in range(500):
+        if process.ready:
+            break
+        await asyncio.sleep(0.01)
+    assert process.ready, _group(store).writer_failure
+    await _store(store, range(40))
+    assert _group(store)._rows_here == 0, "rows were written on the loop's thread"
+    child = process._proc
+    store.close()
+    assert child.poll() == 0 and _rows(db) == 40
+    memory = ResponseStore(":memory:")
+    for i in range(2 * store_module.WRITER_PROCESS_AFTER_MISSES):
+        assert memory.get(f"missing {i}") is None
+    assert memory._group is None or memory._group._process is None, "a store of no file started a writer process"
+    memory.close()
+
+
 async def test_a_writer_process_that_dies_loses_no_row_and_batches_go_on_in_this_process(tmp_path: Path) -> None:
     """Killed while it holds a batch (it waits for the lock another connection holds): the batch is written here
     once the lock is free, later batches too, and the store says why the process ended."""

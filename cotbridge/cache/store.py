@@ -7,11 +7,13 @@ across a network await (the transactions themselves are synchronous). Only succe
 Group commit (`put_soon`): a batch gathers the responses that finish within `LINGER_S` of its first (it goes at once
 when it fills one multi-row INSERT), is written in one transaction, and each caller's future resolves only after
 that transaction committed. Where it is written:
-- on the event loop's thread, on the store's connection (made not to wait for the lock while it commits), for a
-  store's first `WRITER_PROCESS_AFTER_ROWS` rows (and always for ":memory:" and read-only stores);
-- then by the store's writer process (`cotbridge.cache.writer_process`), one batch at a time, which does SQLite's
-  work on another core without the GIL; if it ends early, its batch and all later ones are written here again
-  (INSERT OR IGNORE makes a batch it had stored harmless to write twice);
+- by the store's writer process (`cotbridge.cache.writer_process`), one batch at a time, which does SQLite's work
+  on another core without the GIL; if it ends early, its batch and all later ones are written here again (INSERT OR
+  IGNORE makes a batch it had stored harmless to write twice). It starts at the store's
+  `WRITER_PROCESS_AFTER_MISSES`-th lookup that missed (responses to store are then on their way, and it is ready
+  before most of them arrive), or after `WRITER_PROCESS_AFTER_ROWS` rows written here;
+- on the event loop's thread, on the store's connection (made not to wait for the lock while it commits), until
+  then and while the process starts (and always for ":memory:" and read-only stores);
 - when another connection holds the lock, the loop's batch goes to a writer thread whose connection waits for it,
   so the loop never stalls on a lock (the writer process waits for it itself).
 Measured on 2 cores against an instant local server: a transaction per response cost more than the HTTP round trip
@@ -182,8 +184,13 @@ def _encoded(r: ResponseRecord, now: float) -> Row:
     return (*r._replace(request=request, response=response, logprobs=logprobs), now)
 
 
-# Rows a store commits on the loop's thread before it starts its writer process (which takes about 0.1 s to be
-# ready; batches are written here meanwhile): a short run never needs one.
+# When a store starts its writer process (which takes some 30 ms to be ready; batches are written here meanwhile):
+# at its 16th lookup that missed, so that a short run never needs one and a long one has it ready when its first
+# responses arrive. Started once 64 rows were written instead, it let a cold run against an instant server write
+# some 400 rows on the loop's thread, at about four times the process's cost per row: the cold client ran at 0.74-0.76x
+# raw aiohttp against 0.76-0.78x now (CPU 116-118 against 112-115 us per request; medians of 40 paired rounds). The
+# count of rows serves a store whose process ended with its event loop (a Bridge used by several `asyncio.run`).
+WRITER_PROCESS_AFTER_MISSES = 16
 WRITER_PROCESS_AFTER_ROWS = 64
 log = logging.getLogger("cotbridge")
 
@@ -221,7 +228,7 @@ class GroupCommit:
         self._linger: asyncio.TimerHandle | None = None  # that hand-over, while it waits for LINGER_S
         self._writing_on: asyncio.AbstractEventLoop | None = None  # the loop of the batch in the thread or process
         self._rows_here = 0  # rows committed on the loop's thread
-        self._process: WriterProcess | None = None  # started after WRITER_PROCESS_AFTER_ROWS rows
+        self._process: WriterProcess | None = None  # see `start_process`
         self._taking_back = False  # while a process is ended here: its batch's outcome must not hand over the next
         self.writer_failure: str | None = None  # why the writer process ended early (then batches stay here)
 
@@ -272,17 +279,23 @@ class GroupCommit:
         job.add_done_callback(lambda job: self._written(rows, waiters, job.exception() or job.result()))
 
     def _wrote_here(self, count: int, loop: asyncio.AbstractEventLoop) -> None:
-        """Counts rows committed on the loop's thread; past WRITER_PROCESS_AFTER_ROWS, starts the writer process
-        (batches stay here until it is ready)."""
+        """Counts rows committed on the loop's thread; past WRITER_PROCESS_AFTER_ROWS, starts the writer process if
+        none runs."""
         if self._checkpointer is not None:
             self._checkpointer.written(count)
         self._rows_here += count
-        if self._process is None and self.writer_failure is None and self._rows_here >= WRITER_PROCESS_AFTER_ROWS:
-            assert self._path is not None
-            try:
-                self._process = WriterProcess(self._path, loop)
-            except OSError as exc:
-                self._note_writer_failure(f"it could not start ({exc})")
+        if self._rows_here >= WRITER_PROCESS_AFTER_ROWS:
+            self.start_process(loop)
+
+    def start_process(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Starts the writer process for `loop`, unless one runs, one ended early, or the store has no file of its own
+        (batches are written here until it is ready)."""
+        if self._process is not None or self.writer_failure is not None or self._path is None:
+            return
+        try:
+            self._process = WriterProcess(self._path, loop)
+        except OSError as exc:
+            self._note_writer_failure(f"it could not start ({exc})")
 
     def _process_on(self, loop: asyncio.AbstractEventLoop) -> WriterProcess | None:
         """The writer process when it is ready to write for this loop. One that ended is dropped (and said so); one
@@ -380,7 +393,8 @@ class ResponseStore:
         self._closed = False
         self._hits: Counter[tuple[str, str]] = Counter()
         self._pending_hits = 0
-        self._group: GroupCommit | None = None  # made on the first `put_soon`
+        self._misses = 0
+        self._group: GroupCommit | None = None  # made on the first `put_soon`, or when writes are coming
         # A file written here is checkpointed off the loop's thread (see `cotbridge.cache.checkpoint`).
         self._checkpointer: Checkpointer | None = None
         self._writable_file = not read_only and self.path not in ("", ":memory:")
@@ -411,6 +425,9 @@ class ResponseStore:
         except sqlite3.Error as exc:  # a closed store or a failing file; free on the hot path until raised
             raise self._failure(exc) from None
         if row is None:
+            self._misses += 1
+            if self._misses == WRITER_PROCESS_AFTER_MISSES and loop is not None:
+                self._group_commit().start_process(loop)
             return None
         self._hits[counted_as] += 1
         self._pending_hits += 1
@@ -438,12 +455,15 @@ class ResponseStore:
             return None
         if self._closed:
             raise self._failure(sqlite3.ProgrammingError("Cannot operate on a closed database."))
+        return self._group_commit().queue(rows)
+
+    def _group_commit(self) -> GroupCommit:
         if self._group is None:
             # ":memory:" (which another connection cannot see) and a read-only store (whose writes fail) commit on
             # this connection only; a file also in the group's writer process or thread.
             path = self.path if self._writable_file else None
             self._group = GroupCommit(self._conn, path, self._failure, self._checkpointer)
-        return self._group.queue(rows)
+        return self._group
 
     def _write(self, sql: str, rows: list[Row]) -> None:
         end_shared_reads()  # this store's (it writes on their connection) and the thread's others (they see the rows)
