@@ -5,8 +5,8 @@ one file; every write is a short transaction, committed before the caller goes o
 across a network await (the transactions themselves are synchronous). Only successful responses are stored.
 
 Group commit (`put_soon`): a batch gathers the responses that finish within `LINGER_S` of its first (it goes at once
-when it fills one multi-row INSERT), is written in one transaction, and each caller's future resolves only after
-that transaction committed. Where it is written:
+when it fills one multi-row INSERT, or when no other request is in flight: `requests_in_flight`), is written in one
+transaction, and each caller's future resolves only after that transaction committed. Where it is written:
 - by the store's writer process (`cotbridge.cache.writer_process`), one batch at a time, which does SQLite's work
   on another core without the GIL; if it ends early, its batch and all later ones are written here again (INSERT OR
   IGNORE makes a batch it had stored harmless to write twice). It starts at the store's
@@ -195,8 +195,9 @@ WRITER_PROCESS_AFTER_ROWS = 64
 log = logging.getLogger("cotbridge")
 
 # How long a batch gathers rows before it is written: long enough that a busy cache writes dozens of rows per
-# transaction, short beside any model's answer. A batch that fills one INSERT goes at once: waiting longer would save
-# little, and its callers hold their places meanwhile (with a caller's own bound on requests in flight, as many as
+# transaction, short beside any model's answer. A batch goes at once when no other request is in flight (nothing
+# could join it), or when it fills one INSERT: waiting longer would save little, and its callers hold their places
+# meanwhile (with a caller's own bound on requests in flight, as many as
 # the bound against an instant server: 0.58x raw aiohttp against 0.64x with this rule, medians of 8 paired rounds).
 LINGER_S = 0.003
 FULL_BATCH_ROWS = ROWS_PER_INSERT
@@ -232,15 +233,20 @@ class GroupCommit:
         self._taking_back = False  # while a process is ended here: its batch's outcome must not hand over the next
         self.writer_failure: str | None = None  # why the writer process ended early (then batches stay here)
 
-    def queue(self, rows: list[Row]) -> asyncio.Future[None]:
+    def queue(self, rows: list[Row], more_coming: bool) -> asyncio.Future[None]:
+        """Queues rows for the next batch. `more_coming`: whether requests whose rows may join it are in flight;
+        without any, the batch goes at the end of this turn instead of lingering."""
         loop = asyncio.get_running_loop()
         committed = loop.create_future()
         self._queued.extend(rows)
         self._waiters.append(committed)
         if self._scheduled_on is not loop:  # (also when a loop that ended left its queue behind)
             self._scheduled_on = loop
-            self._linger = loop.call_later(LINGER_S, self._hand_over)
-        elif self._linger is not None and len(self._queued) >= FULL_BATCH_ROWS:
+            if more_coming:
+                self._linger = loop.call_later(LINGER_S, self._hand_over)
+            else:
+                loop.call_soon(self._hand_over)
+        elif self._linger is not None and (not more_coming or len(self._queued) >= FULL_BATCH_ROWS):
             self._linger.cancel()
             self._linger = None
             loop.call_soon(self._hand_over)  # (after this turn: its other callers' rows join the batch)
@@ -394,6 +400,9 @@ class ResponseStore:
         self._hits: Counter[tuple[str, str]] = Counter()
         self._pending_hits = 0
         self._misses = 0
+        # Requests sent whose responses will be stored here, counted by their callers: a batch with none left in
+        # flight has nothing to wait for (a caller awaiting one request after another would wait out every linger).
+        self.requests_in_flight = 0
         self._group: GroupCommit | None = None  # made on the first `put_soon`, or when writes are coming
         # A file written here is checkpointed off the loop's thread (see `cotbridge.cache.checkpoint`).
         self._checkpointer: Checkpointer | None = None
@@ -455,7 +464,7 @@ class ResponseStore:
             return None
         if self._closed:
             raise self._failure(sqlite3.ProgrammingError("Cannot operate on a closed database."))
-        return self._group_commit().queue(rows)
+        return self._group_commit().queue(rows, self.requests_in_flight > 0)
 
     def _group_commit(self) -> GroupCommit:
         if self._group is None:

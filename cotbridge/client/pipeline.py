@@ -152,6 +152,27 @@ def records_to_store(
     ]
 
 
+def cached_results(
+    store: ResponseStore, keys: list[str], counted_as: tuple[str, str], stats: BridgeStats
+) -> list[SampleResult | None]:
+    """The stored result of each key, None where it is missing (each hit counted for `counted_as`)."""
+    results: list[SampleResult | None] = [None] * len(keys)
+    for i, key in enumerate(keys):
+        hit = store.get(key, counted_as)
+        if hit is not None:
+            results[i] = SampleResult.from_cache(hit)
+            stats.cache_hits += 1
+    return results
+
+
+def sample_batches(provider: Provider, indices: list[int]) -> list[list[int]]:
+    """Samples per network call: all in one call (`n`), or, where the API has no `n`, one call per sample, each
+    stored as it arrives so a failure of one loses none of the others."""
+    if provider.capabilities.n_samples or len(indices) == 1:
+        return [indices]
+    return [[i] for i in indices]
+
+
 def completion_of(result: SampleResult, model: str, index: int, prefill: str | None, chat: bool) -> Completion:
     """The record a caller gets for one sample of `model`: a chat's reasoning split from its text (field, inline
     tags or prefill)."""
@@ -287,9 +308,15 @@ class RequestPipeline:
             self.stats.deduplicated += 1
             return completion_of(fetched[0].shared(), self.model_name, 0, prefill, chat)
         flight = self.inflight.lead(key)
+        store = self.store
+        assert store is not None  # (the key was looked up in it)
         try:  # `_fetch_and_store`'s steps, in this frame: one coroutine fewer to keep and re-enter
             started = time.perf_counter()
-            response = await self._send(op, body, 1, None)
+            store.requests_in_flight += 1
+            try:
+                response = await self._send(op, body, 1, None)
+            finally:
+                store.requests_in_flight -= 1
             latency = time.perf_counter() - started
             results, committed = self._store_fresh(op, body, (0,), (key,), False, encoded, response, latency)
             del response  # (see `_store_fresh`)
@@ -324,12 +351,12 @@ class RequestPipeline:
         key_of = self._key_function(op)
         encoded = canonical_json(self.provider.sent_body(op, body))
         keys = [key_of(encoded, i) for i in range(n)]
-        results = self._read_cache(keys)
+        results = cached_results(self.store, keys, self._stats_key, self.stats)
         missing = [i for i in range(n) if results[i] is None]
         if len(missing) == 1:  # no gather: it would wrap the one call in a task of its own
             results[missing[0]] = (await self._fetch_or_join(op, body, missing, keys, compute, encoded))[0]
         elif missing:
-            batches = self._sample_batches(missing)
+            batches = sample_batches(self.provider, missing)
             fetched = await asyncio.gather(
                 *(self._fetch_or_join(op, body, batch, keys, compute, encoded) for batch in batches)
             )
@@ -337,16 +364,6 @@ class RequestPipeline:
                 for i, result in zip(batch, batch_results, strict=True):
                     results[i] = result
         return results  # type: ignore[return-value]
-
-    def _read_cache(self, keys: list[str]) -> list[SampleResult | None]:
-        assert self.store is not None
-        results: list[SampleResult | None] = [None] * len(keys)
-        for i, key in enumerate(keys):
-            hit = self.store.get(key, self._stats_key)
-            if hit is not None:
-                results[i] = SampleResult.from_cache(hit)
-                self.stats.cache_hits += 1
-        return results
 
     async def _fetch_or_join(
         self,
@@ -369,19 +386,12 @@ class RequestPipeline:
             return [result.shared() for result in fetched]
         return fetched  # the list made for this caller alone
 
-    def _sample_batches(self, indices: list[int]) -> list[list[int]]:
-        """Samples per network call: all in one call (`n`), or, where the API has no `n`, one call per sample,
-        each stored as it arrives so a failure of one loses none of the others."""
-        if self.provider.capabilities.n_samples or len(indices) == 1:
-            return [indices]
-        return [[i] for i in indices]
-
     async def _fetch_uncached(
         self, op: str, body: dict[str, Any], n: int, compute: Compute | None, first: int = 0
     ) -> list[SampleResult]:
         """n samples (from sample `first` on) with the cache off: one network call, or one per sample (see
-        `_sample_batches`)."""
-        if len(batches := self._sample_batches(list(range(first, first + n)))) > 1:
+        `sample_batches`)."""
+        if len(batches := sample_batches(self.provider, list(range(first, first + n)))) > 1:
             parts = await asyncio.gather(*(self._fetch_uncached(op, body, 1, compute, batch[0]) for batch in batches))
             return [result for part in parts for result in part]
         started = time.perf_counter()
@@ -398,8 +408,14 @@ class RequestPipeline:
         sent_json: str,
     ) -> list[SampleResult]:
         """One network call for the given samples; each good sample is committed before anyone sees it."""
+        store = self.store
+        assert store is not None
         started = time.perf_counter()
-        response = await self._send(op, body, len(indices), compute, indices[0])
+        store.requests_in_flight += 1  # (see `ResponseStore.requests_in_flight`)
+        try:
+            response = await self._send(op, body, len(indices), compute, indices[0])
+        finally:
+            store.requests_in_flight -= 1
         latency = time.perf_counter() - started
         results, committed = self._store_fresh(
             op, body, indices, keys, compute is not None, sent_json, response, latency
