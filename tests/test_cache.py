@@ -176,13 +176,19 @@ async def test_responses_finishing_together_share_one_transaction(tmp_path: Path
     store.close()
 
 
-async def test_a_full_batch_is_written_at_once_and_a_smaller_one_waits_for_its_company(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _lingering_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, ResponseStore]:
+    """A store whose batches linger a minute, with one request in flight (whose row could join a batch)."""
     monkeypatch.setattr(store_module, "LINGER_S", 60.0)
     db = tmp_path / "c.db"
     store = ResponseStore(db)
-    store.requests_in_flight = 1  # a request whose row could join the batch
+    store.requests_in_flight = 1
+    return db, store
+
+
+async def test_a_full_batch_is_written_at_once_and_a_smaller_one_waits_for_its_company(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, store = _lingering_store(tmp_path, monkeypatch)
     full = [store.put_soon([store_record(i)]) for i in range(store_module.FULL_BATCH_ROWS)]
     await asyncio.wait_for(asyncio.gather(*(f for f in full if f is not None)), 10)  # not a minute
     assert rows(db) == store_module.FULL_BATCH_ROWS
@@ -198,10 +204,7 @@ async def test_a_full_batch_is_written_at_once_and_a_smaller_one_waits_for_its_c
 async def test_a_batch_goes_at_once_when_no_request_is_left_in_flight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "LINGER_S", 60.0)
-    db = tmp_path / "c.db"
-    store = ResponseStore(db)
-    store.requests_in_flight = 1
+    db, store = _lingering_store(tmp_path, monkeypatch)
     waiting = store.put_soon([store_record(0)])
     assert waiting is not None
     await asyncio.sleep(0.3)
