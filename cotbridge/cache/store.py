@@ -197,8 +197,8 @@ log = logging.getLogger("cotbridge")
 # How long a batch gathers rows before it is written: long enough that a busy cache writes dozens of rows per
 # transaction, short beside any model's answer. A batch goes at once when no other request is in flight (nothing
 # could join it), or when it fills one INSERT: waiting longer would save little, and its callers hold their places
-# meanwhile (with a caller's own bound on requests in flight, as many as
-# the bound against an instant server: 0.58x raw aiohttp against 0.64x with this rule, medians of 8 paired rounds).
+# meanwhile (with a caller's own bound on requests in flight, as many as the bound against an instant server: 0.58x
+# raw aiohttp against 0.64x with this rule, medians of 8 paired rounds).
 LINGER_S = 0.003
 FULL_BATCH_ROWS = ROWS_PER_INSERT
 
