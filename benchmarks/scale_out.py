@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cotbridge import Bridge  # noqa: E402
+from tests.fault_server import closed_port_url  # noqa: E402
 
 PER_SERVER = 8
 
@@ -52,14 +52,6 @@ def fault_servers(count: int) -> Iterator[list[str]]:
         for proc in procs:
             proc.terminate()
             proc.wait()
-
-
-def refused_url() -> str:
-    """A base URL where nothing listens (a replica that is down)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
 
 
 def ask(i: int) -> list[dict[str, str]]:
@@ -81,7 +73,7 @@ def replicas(n: int) -> None:
         cases = {
             "one server": [first],
             "two replicas": [first, second],
-            "two replicas + one down": [first, second, refused_url()],
+            "two replicas + one down": [first, second, closed_port_url()],
         }
         rates = {name: asyncio.run(replicas_rate(urls, n)) for name, urls in cases.items()}
     print(f"replicas: {n} requests of 50 ms, {PER_SERVER} in flight per server")

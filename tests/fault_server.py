@@ -45,6 +45,7 @@ import asyncio
 import hashlib
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -345,6 +346,14 @@ class FaultServer:
     def stop(self) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def closed_port_url() -> str:
+    """The base URL of a port nothing listens on (bound, then released): a server that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
 
 
 if __name__ == "__main__":

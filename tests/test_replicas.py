@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from cotbridge.providers.replicas import REPLICAS_ID
 from cotbridge.providers.transport import public_url
 from cotbridge.study import parse_study, run_study
 from cotbridge.study.runner import stored_config
-from tests.fault_server import FaultServer
+from tests.fault_server import FaultServer, closed_port_url
 
 QUICK = RetryPolicy(max_attempts=3, initial_wait_s=0.05, jitter_s=0.0)
 ASK = [{"role": "user", "content": "2+2?"}]
@@ -33,14 +32,6 @@ def pair() -> Iterator[tuple[FaultServer, FaultServer]]:
     yield servers
     for server in servers:
         server.stop()
-
-
-def closed_port_url() -> str:
-    """The URL of a port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
 
 
 async def test_requests_go_to_the_replica_with_fewest_outstanding(pair: tuple[FaultServer, FaultServer]) -> None:
