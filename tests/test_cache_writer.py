@@ -18,6 +18,7 @@ import pytest
 from cotbridge import ConfigError
 from cotbridge.cache import store as store_module
 from cotbridge.cache.store import GroupCommit, ResponseStore
+from cotbridge.cache.writer_process import WriterProcess
 from tests.test_cache import store_record
 
 
@@ -43,16 +44,22 @@ async def _store(store: ResponseStore, numbers: range) -> None:
     await committed
 
 
+async def _ready_process(store: ResponseStore) -> WriterProcess:
+    """The store's writer process once it is ready (polled: it may start, and get ready, meanwhile)."""
+    for _ in range(500):
+        process = _group(store)._process
+        if process is not None and process.ready:
+            return process
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the writer process did not get ready: {_group(store).writer_failure}")
+
+
 async def _with_ready_process(db: Path) -> ResponseStore:
     """A store whose first row was written on the loop's thread and whose writer process is ready."""
     store = ResponseStore(db)
     await _store(store, range(1))
-    for _ in range(500):
-        process = _group(store)._process
-        if process is not None and process.ready:
-            return store
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the writer process did not get ready: {_group(store).writer_failure}")
+    await _ready_process(store)
+    return store
 
 
 async def test_batches_past_the_threshold_are_committed_by_the_writer_process_before_callers_see_them(
@@ -92,13 +99,8 @@ async def test_lookups_that_miss_start_the_writer_process_before_any_row_is_writ
         assert store.get(f"missing {i}") is None
     assert store._group is None or store._group._process is None, "a short run needs no process"
     assert store.get("one more") is None
-    process = _group(store)._process
-    assert process is not None
-    for _ in range(500):
-        if process.ready:
-            break
-        await asyncio.sleep(0.01)
-    assert process.ready, _group(store).writer_failure
+    assert _group(store)._process is not None
+    process = await _ready_process(store)
     await _store(store, range(40))
     assert _group(store)._rows_here == 0, "rows were written on the loop's thread"
     child = process._proc
